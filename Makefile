@@ -1,0 +1,36 @@
+# Every target creates the virtual environment first (pinned versions from pyproject.toml).
+PY := .venv/bin/python
+ARGS ?=
+
+.PHONY: setup demo test test-fast figures bench data clean
+
+.venv/installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e ".[test]"
+	touch $@
+
+setup: .venv/installed
+
+# The embedded default: generate the Lift dataset if missing, run the quickstart grid, draw it.
+demo: setup
+	$(PY) experiments/launch.py figure=quickstart $(ARGS)
+	$(PY) -m analysis.figures --results results --out figures
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+figures: setup
+	$(PY) -m analysis.figures --results results --out figures
+
+bench: setup
+	$(PY) -m expo.bench
+
+data: setup
+	$(PY) -m expo.data generate lift
+
+clean:
+	rm -rf figures .pytest_cache

@@ -1,0 +1,141 @@
+"""Run a figure's grid (tasks x methods x seeds).
+
+    python experiments/launch.py figure=quickstart [seeds=3] [methods=expo,bc] [tasks=lift]
+                                 [scale=mini] [workers=2] [dry_run=true] [any run key, e.g. agent.N=4]
+
+Each run is `python -m expo.train` in its own process, writing
+results/<figure>/<task>/<method>/seed_<k>/{eval.csv, train.csv, config.json, log.txt}.
+Finished runs (status.json says finished) are skipped, so a re-launch completes a partial grid.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from experiments import grids  # noqa: E402
+from expo import config as config_lib  # noqa: E402
+from expo.logger import run_dir_for  # noqa: E402
+
+LAUNCHER_KEYS = {
+    "figure": "the grid to run (experiments/grids/<name>.py)",
+    "seeds": "number of seeds (0..k-1)",
+    "tasks": "comma-separated tasks",
+    "methods": "comma-separated methods",
+    "workers": "runs at once on this machine (default: number of cores)",
+    "dry_run": "print the grid and what is finished, run nothing",
+    "cluster": "local (SLURM comes with the cluster launcher)",
+}
+
+
+def fail(message: str) -> None:
+    sys.exit(f"error: {message}")
+
+
+def expand(spec: dict, launcher: dict, run_overrides: dict) -> list[dict]:
+    """One resolved run config per (task, method, seed)."""
+    tasks = launcher.get("tasks", spec["tasks"])
+    methods = launcher.get("methods", spec["methods"])
+    tasks = tasks.split(",") if isinstance(tasks, str) else list(tasks)
+    methods = methods.split(",") if isinstance(methods, str) else list(methods)
+    seeds = int(launcher.get("seeds", spec["seeds"]))
+    runs = []
+    for task in tasks:
+        for method in methods:
+            for seed in range(seeds):
+                overrides = {"setting": spec["setting"], "scale": spec["scale"], **spec["overrides"],
+                             **run_overrides, "task": task, "method": method, "seed": seed,
+                             "figure": launcher["figure"]}
+                runs.append(config_lib.build_config(overrides))
+    return runs
+
+
+def is_finished(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / "status.json").read_text()).get("finished", False)
+    except (OSError, ValueError):
+        return False
+
+
+def run_one(cfg: dict, threads: int) -> tuple[dict, int, Path]:
+    run_dir = run_dir_for(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    args = [sys.executable, "-m", "expo.train"]
+    skip = {"protocol"}
+    for key, value in config_lib.flatten({k: v for k, v in cfg.items() if k not in skip}).items():
+        if key == "agent.deviations":
+            continue
+        args.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if threads == 1:  # several runs share the cores: one thread each avoids oversubscription
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    with open(run_dir / "log.txt", "w") as log:
+        code = subprocess.call(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    return cfg, code, run_dir
+
+
+def final_success(run_dir: Path) -> str:
+    try:
+        last = (run_dir / "eval.csv").read_text().strip().splitlines()[-1].split(",")
+        return f"success {float(last[1]):.2f} at step {last[0]}"
+    except (OSError, IndexError, ValueError):
+        return "no evaluation"
+
+
+def main(argv: list[str]) -> None:
+    try:
+        items = config_lib.parse_overrides(argv)
+    except config_lib.ConfigError as e:
+        fail(str(e))
+    launcher = {k: v for k, v in items.items() if k in LAUNCHER_KEYS}
+    run_overrides = {k: v for k, v in items.items() if k not in LAUNCHER_KEYS}
+    if "figure" not in launcher:
+        fail(f"figure=<name> is required; valid figures: {', '.join(grids.available())}")
+    if launcher.get("cluster", "local") != "local":
+        fail(f"cluster={launcher['cluster']!r} is not available; valid: local")
+    try:
+        spec = grids.load(str(launcher["figure"]))
+        runs = expand(spec, launcher, run_overrides)
+    except (KeyError, config_lib.ConfigError) as e:
+        message = e.args[0] if e.args else str(e)
+        if isinstance(e, config_lib.ConfigError) and message.startswith("unknown key"):
+            message += f"; launcher keys: {', '.join(sorted(LAUNCHER_KEYS))}"
+        fail(message)
+
+    todo = [cfg for cfg in runs if not is_finished(run_dir_for(cfg))]
+    print(f"figure={launcher['figure']}: {len(runs)} runs, {len(runs) - len(todo)} finished, "
+          f"{len(todo)} to run")
+    if launcher.get("dry_run"):
+        for cfg in runs:
+            state = "done" if cfg not in todo else "todo"
+            print(f"  [{state}] {run_dir_for(cfg)}  steps={cfg['steps']} "
+                  f"pretrain={cfg['pretrain_steps']}")
+        return
+
+    workers = int(launcher.get("workers", os.cpu_count() or 1))
+    threads = 1 if workers > 1 else 0
+    start = time.time()
+    failed = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_one, cfg, threads) for cfg in todo]
+        for i, future in enumerate(as_completed(futures), 1):
+            cfg, code, run_dir = future.result()
+            status = final_success(run_dir) if code == 0 else f"FAILED (exit {code}), see {run_dir / 'log.txt'}"
+            print(f"[{i}/{len(todo)} {time.time() - start:6.0f}s] {cfg['task']} {cfg['method']} "
+                  f"seed {cfg['seed']}: {status}", flush=True)
+            if code != 0:
+                failed.append(run_dir)
+    if failed:
+        fail(f"{len(failed)} run(s) failed: " + ", ".join(str(p / "log.txt") for p in failed))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""EXPO reproducibility suite: the shared JAX core."""

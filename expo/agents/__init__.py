@@ -1,0 +1,1 @@
+"""Agents: one module per method, each with get_config() and create()."""

@@ -1,0 +1,351 @@
+"""EXPO: a diffusion base policy trained by imitation, a small edit policy trained to raise Q, and
+an on-the-fly (OTF) policy that picks the highest-Q action among base samples and their edits.
+
+Behaviour follows PAPER.md / IMPLEMENTATIONS.md:
+- base policy: DDPM (expo/nets/diffusion.py) trained ONLY with the epsilon-MSE loss on the batch;
+  an EMA copy (tau 0.001) acts and is evaluated; the TD backup samples with the online weights;
+- edit policy: tanh-Gaussian on (s, a); edited action a + beta * u, u in (-1, 1); loss
+  alpha * log pi_edit - mean_heads Q(s, a + beta u), applied to the batch action; log-prob corrected
+  by -|A| log beta; automatic temperature with target entropy -|A|/2;
+- OTF policy: N base samples, the first n_edit of them edited, argmax over all N + n_edit
+  candidates of the min over a random subset of num_min_qs target-critic heads; the same function
+  acts, evaluates and forms the TD target;
+- critic: num_qs LayerNorm heads, y = r + gamma * mask * min_{subset} Q'(s', a'), MSE on every head,
+  Polyak tau after every critic step;
+- per environment step ONE jitted call: lax.scan over the utd minibatches (critic), then one base
+  policy update and one edit-policy + temperature update on the last minibatch.
+
+Ablation switches (config, same code): n_edit=0 (no edits), otf_backup=False (the TD target uses
+one base-policy sample), entropy_backup=True (soft selection over candidates with the closed-form
+categorical entropy in the target, Sec. 4.3).
+
+Deliberate differences from the authors' code (saved in every config under agent.deviations):
+edited actions are clipped to the action box [-1, 1] so that Q is evaluated at the action the
+environment executes (the code clips only in the environment).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
+
+from expo.config import ConfigError
+from expo.nets import diffusion
+from expo.nets.distributions import TanhGaussian, tanh_gaussian_sample
+from expo.nets.ensemble import QEnsemble, subset_min
+from expo.nets.temperature import Temperature, temperature_loss
+
+
+def get_config() -> dict[str, Any]:
+    """Paper defaults (Table 1 and the authors' code)."""
+    return {
+        "actor_lr": 3e-4,
+        "critic_lr": 3e-4,
+        "temp_lr": 3e-4,
+        "lr_decay_steps": 3_000_000,   # cosine decay of the base and edit policies' lr (code)
+        "actor_weight_decay": 1e-4,    # AdamW (optax default, as the code uses optax.adamw)
+        "hidden_dims": (256, 256, 256),  # critic and edit policy
+        "num_qs": 10,
+        "num_min_qs": None,            # None -> protocol (antmaze 1, otherwise 2)
+        "critic_layer_norm": True,
+        "discount": 0.99,
+        "tau": 0.005,
+        "actor_ema": 0.001,
+        "T": 10,
+        "diffusion_width": 256,
+        "diffusion_blocks": 3,
+        "time_dim": 128,
+        "diffusion_dropout": None,
+        "N": 8,
+        "n_edit": 8,
+        "beta": None,                  # edit scale; None -> protocol for the setting
+        "edit_dropout": None,          # None -> protocol
+        "init_temperature": 1.0,
+        "target_entropy": None,        # None -> -|A| / 2
+        "utd": 20,
+        "batch_size": 256,
+        "otf_backup": True,
+        "entropy_backup": False,
+        "selection_inverse_temperature": 10.0,  # beta_s of the soft selection (entropy_backup)
+        "deviations": "edited actions are clipped to the action box [-1, 1]",
+    }
+
+
+def resolve_config(agent: dict, spec, setting: str) -> None:
+    from expo.protocol import edit_scale
+
+    if agent["beta"] is None:
+        agent["beta"] = edit_scale(spec, setting)
+    if agent["num_min_qs"] is None:
+        agent["num_min_qs"] = spec.num_min_qs
+    if agent["edit_dropout"] is None:
+        agent["edit_dropout"] = spec.edit_dropout
+
+
+def validate_config(agent: dict) -> None:
+    checks = [
+        (agent["N"] >= 1, f"agent.N must be >= 1, got {agent['N']}"),
+        (0 <= agent["n_edit"] <= agent["N"],
+         f"agent.n_edit must be in [0, agent.N={agent['N']}], got {agent['n_edit']}"),
+        (agent["beta"] > 0, f"agent.beta (edit scale) must be > 0, got {agent['beta']}"),
+        (agent["T"] >= 1, f"agent.T (diffusion steps) must be >= 1, got {agent['T']}"),
+        (agent["num_qs"] >= 1, f"agent.num_qs must be >= 1, got {agent['num_qs']}"),
+        (1 <= agent["num_min_qs"] <= agent["num_qs"],
+         f"agent.num_min_qs must be in [1, agent.num_qs={agent['num_qs']}], got {agent['num_min_qs']}"),
+        (agent["utd"] >= 1, f"agent.utd must be >= 1, got {agent['utd']}"),
+        (agent["batch_size"] >= 2 and agent["batch_size"] % 2 == 0,
+         f"agent.batch_size must be even and >= 2 (half offline, half online), got {agent['batch_size']}"),
+        (0 < agent["discount"] <= 1, f"agent.discount must be in (0, 1], got {agent['discount']}"),
+        (agent["selection_inverse_temperature"] > 0,
+         "agent.selection_inverse_temperature must be > 0"),
+        (not (agent["entropy_backup"] and not agent["otf_backup"]),
+         "agent.entropy_backup=true needs agent.otf_backup=true (it softens the OTF selection)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyper:
+    """Static hyperparameters: part of the pytree's structure, so changing one recompiles."""
+    N: int
+    n_edit: int
+    beta: float
+    T: int
+    action_dim: int
+    num_qs: int
+    num_min_qs: int
+    discount: float
+    tau: float
+    actor_ema: float
+    target_entropy: float
+    otf_backup: bool
+    entropy_backup: bool
+    selection_inverse_temperature: float
+
+
+class ExpoAgent(flax.struct.PyTreeNode):
+    rng: jax.Array
+    actor: TrainState               # diffusion base policy (online weights)
+    actor_ema: Any                  # EMA parameters: act and evaluate
+    edit: TrainState                # edit policy
+    critic: TrainState
+    target_critic: Any              # target critic parameters
+    temp: TrainState
+    schedule: diffusion.Schedule
+    hp: Hyper = flax.struct.field(pytree_node=False)
+
+
+def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
+    validate_config(cfg)
+    rng = jax.random.PRNGKey(seed)
+    rng, actor_key, edit_key, critic_key, temp_key = jax.random.split(rng, 5)
+    obs = jnp.zeros((1, obs_dim))
+    act = jnp.zeros((1, action_dim))
+
+    actor_def = diffusion.NoisePredictor(
+        action_dim, cfg["diffusion_width"], cfg["diffusion_blocks"], cfg["time_dim"],
+        dropout_rate=cfg["diffusion_dropout"])
+    actor_params = actor_def.init(actor_key, obs, act, jnp.zeros((1, 1)))["params"]
+    policy_lr = optax.cosine_decay_schedule(cfg["actor_lr"], cfg["lr_decay_steps"])
+    actor = TrainState.create(apply_fn=actor_def.apply, params=actor_params,
+                              tx=optax.adamw(policy_lr, weight_decay=cfg["actor_weight_decay"]))
+
+    edit_def = TanhGaussian(cfg["hidden_dims"], action_dim, dropout_rate=cfg["edit_dropout"] or None)
+    edit_params = edit_def.init(edit_key, jnp.zeros((1, obs_dim + action_dim)))["params"]
+    edit = TrainState.create(apply_fn=edit_def.apply, params=edit_params, tx=optax.adam(policy_lr))
+
+    critic_def = QEnsemble(cfg["hidden_dims"], cfg["num_qs"], cfg["critic_layer_norm"])
+    critic_params = critic_def.init(critic_key, obs, act)["params"]
+    critic = TrainState.create(apply_fn=critic_def.apply, params=critic_params,
+                               tx=optax.adam(cfg["critic_lr"]))
+
+    temp_def = Temperature(cfg["init_temperature"])
+    temp = TrainState.create(apply_fn=temp_def.apply, params=temp_def.init(temp_key)["params"],
+                             tx=optax.adam(cfg["temp_lr"]))
+
+    target_entropy = cfg["target_entropy"]
+    if target_entropy is None:
+        target_entropy = -action_dim / 2
+    hp = Hyper(
+        N=cfg["N"], n_edit=cfg["n_edit"], beta=float(cfg["beta"]), T=cfg["T"], action_dim=action_dim,
+        num_qs=cfg["num_qs"], num_min_qs=cfg["num_min_qs"], discount=float(cfg["discount"]),
+        tau=float(cfg["tau"]), actor_ema=float(cfg["actor_ema"]), target_entropy=float(target_entropy),
+        otf_backup=bool(cfg["otf_backup"]), entropy_backup=bool(cfg["entropy_backup"]),
+        selection_inverse_temperature=float(cfg["selection_inverse_temperature"]),
+    )
+    return ExpoAgent(rng=rng, actor=actor, actor_ema=actor_params, edit=edit, critic=critic,
+                     target_critic=critic_params, temp=temp, schedule=diffusion.vp_schedule(cfg["T"]),
+                     hp=hp)
+
+
+# ----------------------------------------------------------------------------- the OTF policy
+
+def edit_actions(agent: ExpoAgent, edit_params, key, observations, actions):
+    """a + beta * u with u ~ pi_edit(. | s, a), clipped to the action box. Shapes [B, A]."""
+    mean, log_std = agent.edit.apply_fn({"params": edit_params},
+                                        jnp.concatenate([observations, actions], -1))
+    u, _ = tanh_gaussian_sample(key, mean, log_std)
+    return jnp.clip(actions + agent.hp.beta * u, -1.0, 1.0)
+
+
+def otf_candidates(agent: ExpoAgent, actor_params, key, observations):
+    """N base samples per state plus edits of the first n_edit: [B, N + n_edit, A]."""
+    hp = agent.hp
+    batch = observations.shape[0]
+    base_key, edit_key = jax.random.split(key)
+    obs_rep = jnp.repeat(observations, hp.N, axis=0)
+    base = diffusion.ddpm_sample(agent.actor.apply_fn, actor_params, agent.schedule, base_key,
+                                 obs_rep, hp.action_dim).reshape(batch, hp.N, hp.action_dim)
+    if hp.n_edit == 0:
+        return base
+    to_edit = base[:, : hp.n_edit].reshape(batch * hp.n_edit, hp.action_dim)
+    edited = edit_actions(agent, agent.edit.params, edit_key,
+                          jnp.repeat(observations, hp.n_edit, axis=0), to_edit)
+    return jnp.concatenate([base, edited.reshape(batch, hp.n_edit, hp.action_dim)], axis=1)
+
+
+def candidate_values(agent: ExpoAgent, critic_params, key, observations, candidates):
+    """Min over a random subset of num_min_qs heads of Q(s, a_i) for every candidate: [B, K]."""
+    batch, k, _ = candidates.shape
+    obs_rep = jnp.repeat(observations, k, axis=0)
+    qs = agent.critic.apply_fn({"params": critic_params}, obs_rep,
+                               candidates.reshape(batch * k, -1))
+    return subset_min(qs, key, agent.hp.num_min_qs).reshape(batch, k)
+
+
+def otf_select(agent: ExpoAgent, actor_params, key, observations):
+    """The OTF action: argmax over candidates of the target-critic subset-min Q. Returns [B, A]."""
+    cand_key, q_key = jax.random.split(key)
+    candidates = otf_candidates(agent, actor_params, cand_key, observations)
+    if candidates.shape[1] == 1:  # N = 1 and no edits: the base sample itself, no critic needed
+        return candidates[:, 0]
+    q = candidate_values(agent, agent.target_critic, q_key, observations, candidates)
+    best = jnp.argmax(q, axis=1)
+    return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
+
+
+def soft_selection(key, q_values, inverse_temperature: float):
+    """Sample a candidate index from softmax(beta_s * Q); return (index, probs, entropy)."""
+    logits = inverse_temperature * q_values
+    probs = jax.nn.softmax(logits, axis=-1)
+    index = jax.random.categorical(key, logits, axis=-1)
+    entropy = -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+    return index, probs, entropy
+
+
+@jax.jit
+def sample_actions(agent: ExpoAgent, observations, key):
+    """Acting and evaluation: the OTF policy with the EMA base policy. observations [B, obs_dim]."""
+    return otf_select(agent, agent.actor_ema, key, observations)
+
+
+# ----------------------------------------------------------------------------- updates
+
+def td_target(agent: ExpoAgent, key, batch, temperature):
+    """y = r + gamma * mask * Q'(s', a') with a' from the OTF policy (or one base sample)."""
+    hp = agent.hp
+    next_obs = batch["next_observations"]
+    cand_key, sel_key, q_key = jax.random.split(key, 3)
+    if hp.otf_backup:
+        candidates = otf_candidates(agent, agent.actor.params, cand_key, next_obs)
+    else:  # Fig. 5 ablation: a SARSA-like backup through a single base-policy sample
+        base = diffusion.ddpm_sample(agent.actor.apply_fn, agent.actor.params, agent.schedule,
+                                     cand_key, next_obs, hp.action_dim)
+        candidates = base[:, None]
+    # The selection and the target value share one head subset, as in the authors' code.
+    q = candidate_values(agent, agent.target_critic, q_key, next_obs, candidates)
+    entropy = jnp.zeros(next_obs.shape[0])
+    if hp.entropy_backup:
+        index, _, entropy = soft_selection(sel_key, q, hp.selection_inverse_temperature)
+    else:
+        index = jnp.argmax(q, axis=1)
+    next_q = jnp.take_along_axis(q, index[:, None], axis=1)[:, 0]
+    next_v = next_q + temperature * entropy  # entropy term is 0 unless entropy_backup
+    return batch["rewards"] + hp.discount * batch["masks"] * next_v, entropy
+
+
+def critic_loss_fn(critic_params, apply_fn, batch, target):
+    qs = apply_fn({"params": critic_params}, batch["observations"], batch["actions"])
+    return jnp.mean((qs - target[None]) ** 2), qs
+
+
+def critic_step(agent: ExpoAgent, batch):
+    rng, key = jax.random.split(agent.rng)
+    temperature = agent.temp.apply_fn({"params": agent.temp.params})
+    target, entropy = td_target(agent, key, batch, jax.lax.stop_gradient(temperature))
+    (loss, qs), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
+        agent.critic.params, agent.critic.apply_fn, batch, target)
+    critic = agent.critic.apply_gradients(grads=grads)
+    target_params = optax.incremental_update(critic.params, agent.target_critic, agent.hp.tau)
+    info = {"critic_loss": loss, "q_mean": qs.mean(), "q_max": qs.max(), "q_min": qs.min(),
+            "target_mean": target.mean(), "selection_entropy": entropy.mean()}
+    return agent.replace(rng=rng, critic=critic, target_critic=target_params), info
+
+
+def actor_step(agent: ExpoAgent, batch):
+    """One imitation (epsilon-MSE) update of the base policy and its EMA."""
+    rng, key, dropout_key = jax.random.split(agent.rng, 3)
+    loss, grads = jax.value_and_grad(
+        lambda p: diffusion.ddpm_loss(agent.actor.apply_fn, p, agent.schedule, key,
+                                      batch["observations"], batch["actions"], dropout_key))(
+        agent.actor.params)
+    actor = agent.actor.apply_gradients(grads=grads)
+    ema = optax.incremental_update(actor.params, agent.actor_ema, agent.hp.actor_ema)
+    return agent.replace(rng=rng, actor=actor, actor_ema=ema), {"bc_loss": loss}
+
+
+def edit_loss_fn(edit_params, agent: ExpoAgent, batch, key, dropout_key, temperature):
+    hp = agent.hp
+    obs, act = batch["observations"], batch["actions"]
+    mean, log_std = agent.edit.apply_fn({"params": edit_params}, jnp.concatenate([obs, act], -1),
+                                        training=True, rngs={"dropout": dropout_key})
+    u, log_prob = tanh_gaussian_sample(key, mean, log_std)
+    log_prob = log_prob - hp.action_dim * jnp.log(hp.beta)  # density of beta * u, not u
+    edited = jnp.clip(act + hp.beta * u, -1.0, 1.0)
+    q = agent.critic.apply_fn({"params": agent.critic.params}, obs, edited).mean(axis=0)
+    loss = jnp.mean(temperature * log_prob - q)
+    return loss, {"edit_loss": loss, "edit_q": q.mean(), "edit_entropy": -log_prob.mean()}
+
+
+def edit_step(agent: ExpoAgent, batch):
+    """One edit-policy update, then one temperature update on the edit policy's entropy."""
+    rng, key, dropout_key = jax.random.split(agent.rng, 3)
+    temperature = agent.temp.apply_fn({"params": agent.temp.params})
+    grads, info = jax.grad(edit_loss_fn, has_aux=True)(agent.edit.params, agent, batch, key,
+                                                       dropout_key, temperature)
+    edit = agent.edit.apply_gradients(grads=grads)
+    entropy = info["edit_entropy"]
+    temp_grads = jax.grad(lambda p: temperature_loss(agent.temp.apply_fn({"params": p}), entropy,
+                                                     agent.hp.target_entropy))(agent.temp.params)
+    temp = agent.temp.apply_gradients(grads=temp_grads)
+    info["temperature"] = temperature
+    return agent.replace(rng=rng, edit=edit, temp=temp), info
+
+
+@jax.jit
+def update(agent: ExpoAgent, batch):
+    """One environment step's worth of learning. batch leaves have shape [utd, B, ...]."""
+    agent, critic_info = jax.lax.scan(critic_step, agent, batch)
+    last = jax.tree_util.tree_map(lambda x: x[-1], batch)
+    agent, actor_info = actor_step(agent, last)
+    info = {**{k: v.mean() for k, v in critic_info.items()}, **actor_info}
+    if agent.hp.n_edit > 0:
+        agent, edit_info = edit_step(agent, last)
+        info.update(edit_info)
+    return agent, info
+
+
+@jax.jit
+def pretrain_update(agent: ExpoAgent, batch):
+    """Offline imitation of the base policy only (Q and edit policy start from scratch online).
+    batch leaves have shape [k, B, ...]: k imitation steps in one call."""
+    agent, info = jax.lax.scan(actor_step, agent, batch)
+    return agent, {k: v.mean() for k, v in info.items()}

@@ -1,0 +1,73 @@
+"""Offline dataset, online replay buffer and the symmetric offline/online minibatch sampler.
+
+RLPD's symmetric sampling, as EXPO uses it: every minibatch is exactly half offline transitions and
+half online transitions (PAPER.md, "Settings"). Sampling is uniform with replacement inside each
+half and is driven by a numpy Generator derived from the run seed, so runs are reproducible.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FIELDS = ("observations", "actions", "rewards", "next_observations", "masks")
+
+
+class TransitionStore:
+    """Fixed arrays of transitions (the offline dataset, or the online buffer's storage)."""
+
+    def __init__(self, data: dict[str, np.ndarray]):
+        missing = [f for f in FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"transitions lack fields {missing}")
+        n = len(data["observations"])
+        for f in FIELDS:
+            if len(data[f]) != n:
+                raise ValueError(f"field {f} has {len(data[f])} rows, observations has {n}")
+        self.data = {f: np.asarray(data[f], dtype=np.float32) for f in FIELDS}
+        self.size = n
+
+    def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        return {f: self.data[f][idx] for f in FIELDS}
+
+
+class ReplayBuffer(TransitionStore):
+    """Online transitions, appended one environment step at a time."""
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int):
+        shapes = {"observations": (obs_dim,), "actions": (action_dim,), "rewards": (),
+                  "next_observations": (obs_dim,), "masks": ()}
+        super().__init__({f: np.zeros((capacity,) + shapes[f], np.float32) for f in FIELDS})
+        self.capacity, self.size, self._next = capacity, 0, 0
+
+    def add(self, observation, action, reward, next_observation, mask) -> None:
+        i = self._next
+        self.data["observations"][i] = observation
+        self.data["actions"][i] = action
+        self.data["rewards"][i] = reward
+        self.data["next_observations"][i] = next_observation
+        self.data["masks"][i] = mask
+        self._next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+
+def sample_stacked(rng: np.random.Generator, stores: list[tuple[TransitionStore, int]],
+                   num_batches: int) -> dict[str, np.ndarray]:
+    """num_batches minibatches, each made of `count` rows from every (store, count) pair, stacked
+    as [num_batches, sum(counts), ...]. Rows of store j occupy a fixed slice of every minibatch."""
+    parts = []
+    for store, count in stores:
+        if store.size == 0:
+            raise ValueError("cannot sample from an empty buffer")
+        idx = rng.integers(0, store.size, size=(num_batches, count))
+        parts.append(store.gather(idx))
+    return {f: np.concatenate([p[f] for p in parts], axis=1) for f in FIELDS}
+
+
+def sample_symmetric(rng, offline: TransitionStore, online: TransitionStore, num_batches: int,
+                     batch_size: int) -> dict[str, np.ndarray]:
+    """[num_batches, batch_size, ...]: the first half of each minibatch offline, the second online."""
+    half = batch_size // 2
+    return sample_stacked(rng, [(offline, half), (online, batch_size - half)], num_batches)
+
+
+def sample_offline(rng, offline: TransitionStore, num_batches: int, batch_size: int):
+    return sample_stacked(rng, [(offline, batch_size)], num_batches)

@@ -1,0 +1,193 @@
+"""Run configuration as plain data: defaults, scales, method presets, key=value overrides, checks.
+
+A run config is a nested dict. It is built in this order, later layers winning:
+  1. RUN_DEFAULTS (loop settings) + the agent module's get_config() under "agent";
+  2. the scale preset (SCALES["paper"] or SCALES["mini"]): sizes only, same code path;
+  3. the user's key=value overrides (dotted keys, e.g. agent.N=4);
+  4. the method preset (METHODS[name]["overrides"]): the switches that DEFINE a method, e.g. the
+     no-edits ablation is n_edit=0; they win so that a grid-wide override cannot silently turn one
+     method into another;
+  5. None entries resolved from the task's protocol row (expo/protocol.py).
+"""
+from __future__ import annotations
+
+import ast
+import copy
+from typing import Any, Iterable
+
+from expo import protocol
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "task": "lift",
+    "method": "expo",
+    "seed": 0,
+    "setting": "offline_to_online",  # online | offline_to_online
+    "scale": "paper",
+    "steps": 1_000_000,              # online environment steps
+    "pretrain_steps": None,          # None -> protocol (offline_to_online only)
+    "start_training": None,          # None -> protocol: random-action steps before updates
+    "eval_interval": None,           # None -> protocol
+    "eval_episodes": None,           # None -> protocol
+    "log_interval": 1000,            # env steps between train.csv rows
+    "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
+    "dataset": {"num_demos": None, "seed": None},  # None -> protocol / run seed
+    "results_dir": "results",
+    "figure": "adhoc",
+    "progress": True,
+}
+
+# Sizes only: the code path is identical at every scale.
+SCALES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "mini": {
+        "steps": 20_000,
+        "pretrain_steps": 5_000,
+        "start_training": 0,
+        "eval_interval": 2_000,
+        "eval_episodes": 10,
+        "log_interval": 500,
+        "agent.hidden_dims": (64, 64, 64),
+        "agent.diffusion_width": 64,
+        "agent.time_dim": 32,
+        "agent.N": 4,
+        "agent.n_edit": 4,
+        "agent.T": 5,
+        "agent.utd": 4,
+        "agent.batch_size": 128,
+    },
+}
+
+# Every method names the agent module that implements it and the switches that define it.
+METHODS: dict[str, dict[str, Any]] = {
+    "expo": {"agent": "expo", "overrides": {}},
+    "expo_no_edit": {"agent": "expo", "overrides": {"agent.n_edit": 0}},
+    "expo_no_otf_backup": {"agent": "expo", "overrides": {"agent.otf_backup": False}},
+    "expo_entropy_backup": {"agent": "expo", "overrides": {"agent.entropy_backup": True}},
+    # Imitation only: the EXPO base policy alone (one diffusion sample, no critic, no edits),
+    # pretrained on the dataset and evaluated without any online step.
+    "bc": {
+        "agent": "expo",
+        "overrides": {"agent.N": 1, "agent.n_edit": 0, "steps": 0,
+                      "setting": "offline_to_online"},
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A bad configuration: the message is one line that names the fix."""
+
+
+def agent_module(method: str):
+    import importlib
+
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
+    return importlib.import_module(f"expo.agents.{METHODS[method]['agent']}")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """'3' -> 3, '1e-4' -> 0.0001, 'true' -> True, 'none' -> None, '(64,64)' -> (64, 64), else str."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. agent.N=4)")
+        key, value = item.split("=", 1)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list, int)):
+        return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not isinstance(value, type(default)):
+        raise ConfigError(f"{key} must be of type {type(default).__name__}, got {value!r}")
+    return value
+
+
+def set_dotted(cfg: dict, key: str, value: Any, valid: dict[str, Any]) -> None:
+    if key not in valid:
+        raise ConfigError(f"unknown key {key!r}; valid keys: {', '.join(sorted(valid))}")
+    value = _coerce(key, value, valid[key])
+    node = cfg
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def build_config(overrides: dict[str, Any] | None = None) -> dict:
+    """The fully resolved run config for key=value overrides (task, method, scale among them)."""
+    overrides = dict(overrides or {})
+    method = overrides.get("method", RUN_DEFAULTS["method"])
+    module = agent_module(method)
+    cfg = copy.deepcopy(RUN_DEFAULTS)
+    cfg["agent"] = module.get_config()
+    valid = flatten(cfg)
+
+    scale = overrides.get("scale", cfg["scale"])
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    for k, v in SCALES[scale].items():
+        set_dotted(cfg, k, v, valid)
+    for k, v in overrides.items():
+        set_dotted(cfg, k, v, valid)
+    for k, v in METHODS[method]["overrides"].items():
+        set_dotted(cfg, k, v, valid)
+
+    spec = protocol.get_task(cfg["task"])
+    if cfg["setting"] not in ("online", "offline_to_online"):
+        raise ConfigError(f"setting must be online or offline_to_online, got {cfg['setting']!r}")
+    if cfg["pretrain_steps"] is None:
+        cfg["pretrain_steps"] = spec.pretrain_steps
+    if cfg["setting"] == "online":
+        cfg["pretrain_steps"] = 0
+    for key in ("start_training", "eval_interval", "eval_episodes"):
+        if cfg[key] is None:
+            cfg[key] = getattr(spec, key)
+    if cfg["dataset"]["num_demos"] is None:
+        cfg["dataset"]["num_demos"] = spec.num_demos
+    if cfg["dataset"]["seed"] is None:
+        cfg["dataset"]["seed"] = cfg["seed"]
+    module.resolve_config(cfg["agent"], spec, cfg["setting"])
+    module.validate_config(cfg["agent"])
+    for key in ("steps", "pretrain_steps", "start_training", "log_interval"):
+        if cfg[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {cfg[key]}")
+    for key in ("eval_interval", "eval_episodes", "pretrain_chunk"):
+        if cfg[key] < 1:
+            raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    cfg["protocol"] = protocol.as_dict(spec)
+    return cfg

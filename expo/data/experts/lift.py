@@ -1,0 +1,171 @@
+"""A scripted, optionally noisy expert for robosuite Lift, acting through the env of expo/envs/robomimic.py.
+
+Phases (a small state machine on the 19-dim observation):
+  approach: go above the cube (gripper open), turning the gripper's yaw onto the cube's faces;
+  descend:  go down to grasp height, back to approach if the cube is no longer under the gripper;
+  close:    hold still and close the gripper for a few steps; if the fingers closed on nothing, reopen
+            and approach again;
+  lift:     go up with the gripper closed (the episode ends at success, i.e. cube 4 cm above the table);
+            a dropped cube sends the expert back to approach.
+Control: P-control on eef position through OSC_POSE delta actions (1.0 = 5 cm per step), P-control on
+orientation towards "pointing down, yaw on the cube's faces" (with noise 0 the orientation action
+stays ~0; without this feedback, orientation noise would integrate into an ever-growing tilt),
+gripper -1 open / +1 close.
+
+Noise (`noise` = sigma). The same sigma scales:
+  - white Gaussian noise N(0, sigma^2) on every action dimension, clipped to [-1, 1];
+  - per-episode perturbations, so that demos differ in *path* and *timing*, not only in jitter:
+    a detour waypoint (xy offset ~ N(0, (0.15 sigma m)^2), raised by up to 0.15 sigma m) visited
+    before the approach; approach height 5 cm + U(0, 0.1 sigma) m; position gain scaled by
+    U(1 - 0.5 sigma, 1 + 0.5 sigma) (floored at 0.3); and hesitations: at each phase change, with
+    probability min(1, sigma), a pause of U{1..round(20 sigma)} steps (noise still applies).
+With sigma = 0 the expert is deterministic given the env's reset seed.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+# Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
+EXPERT_VERSION = 1
+
+# Slices of the 19-dim Lift observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order).
+_CUBE_POS = slice(0, 3)
+_CUBE_QUAT = slice(3, 7)  # xyzw, robosuite's convention
+_EEF_POS = slice(10, 13)
+_EEF_QUAT = slice(13, 17)
+_GRIPPER_QPOS = slice(17, 19)
+
+_POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
+_ORI_SCALE = 0.5  # radians per unit of OSC orientation action
+_GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below the cube centre (the fingers stop on the table)
+_OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
+_EMPTY_GAP = 0.012  # finger gap below which the gripper closed on nothing (cube side is 4-4.4 cm)
+
+
+def quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
+    x, y, z, w = np.asarray(q_xyzw, dtype=np.float64) / np.linalg.norm(q_xyzw)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def _rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _orientation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Axis-angle-like vector rotating `current` towards `target` (small-angle formula, both 3x3)."""
+    return 0.5 * sum(np.cross(current[:, i], target[:, i]) for i in range(3))
+
+
+def _yaw(mat: np.ndarray) -> float:
+    return float(np.arctan2(mat[1, 0], mat[0, 0]))
+
+
+def _wrap_quarter_turn(angle: float) -> float:
+    """Wrap to [-pi/4, pi/4): a cube looks the same every quarter turn."""
+    return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+class LiftExpert:
+    """Call `reset(obs)` at each episode start, then `act(obs)` every step."""
+
+    def __init__(self, noise: float = 0.0, seed: int = 0):
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+
+    # --- episode state -------------------------------------------------------------------------
+    def reset(self, obs: np.ndarray) -> None:
+        s, rng = self.noise, self.rng
+        self.phase = "detour" if s > 0 else "approach"
+        self.phase_steps = 0
+        self.pause = 0
+        self.gain = max(0.3, 1.0 + s * rng.uniform(-0.5, 0.5))
+        self.approach_height = 0.05 + s * rng.uniform(0.0, 0.1)
+        start = obs[_EEF_POS].astype(np.float64)
+        self.detour = start + np.r_[rng.normal(0.0, 0.15 * s, 2), s * rng.uniform(0.0, 0.15)]
+        self.down = quat_to_mat(obs[_EEF_QUAT])  # reset orientation: gripper pointing down
+        self.target_ori = self.down
+        self.lift_xy: Optional[np.ndarray] = None
+        # Alignment tolerance grows with the noise: noisy actions jitter the eef by ~3 cm x sigma per
+        # step, and a 4 cm cube fits in the 8 cm open gripper with about 2 cm to spare.
+        self.xy_tol = 0.01 + 0.02 * s
+
+    def _enter(self, phase: str) -> None:
+        self.phase, self.phase_steps = phase, 0
+        if self.noise > 0 and self.rng.random() < min(1.0, self.noise):
+            self.pause = int(self.rng.integers(1, max(1, round(20 * self.noise)) + 1))
+
+    # --- policy --------------------------------------------------------------------------------
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        target, grip = self._clean_target(obs)
+        eef = obs[_EEF_POS].astype(np.float64)
+        action = np.zeros(7)
+        if self.pause > 0:  # hesitation: hold the gripper command, no motion
+            self.pause -= 1
+        else:
+            action[:3] = np.clip(self.gain * (target - eef) / _POS_SCALE, -1.0, 1.0)
+        current = quat_to_mat(obs[_EEF_QUAT])
+        action[3:6] = np.clip(_orientation_error(self.target_ori, current) / _ORI_SCALE, -1.0, 1.0)
+        action[6] = grip
+        if self.noise > 0:
+            action = action + self.rng.normal(0.0, self.noise, size=7)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def _clean_target(self, obs: np.ndarray):
+        """Advance the state machine and return (eef position target, gripper command)."""
+        cube = obs[_CUBE_POS].astype(np.float64)
+        eef = obs[_EEF_POS].astype(np.float64)
+        gap = float(np.abs(obs[_GRIPPER_QPOS]).sum())
+        above = cube + np.r_[0.0, 0.0, self.approach_height]
+        xy_err = float(np.linalg.norm((cube - eef)[:2]))
+        self.phase_steps += 1
+
+        if self.phase == "detour":
+            if np.linalg.norm(self.detour - eef) < 0.02 or self.phase_steps > 40:
+                self._enter("approach")
+            return self.detour, -1.0
+
+        if self.phase == "approach":
+            # Align the gripper's yaw with the cube's nearest face while travelling.
+            # Only yaw changes: the tilt target stays "pointing down" as at reset.
+            eef_yaw = _yaw(quat_to_mat(obs[_EEF_QUAT]))
+            yaw_err = _wrap_quarter_turn(_yaw(quat_to_mat(obs[_CUBE_QUAT])) - eef_yaw)
+            self.target_ori = _rot_z(eef_yaw + yaw_err - _yaw(self.down)) @ self.down
+            if xy_err < self.xy_tol and abs(eef[2] - above[2]) < 0.02 + self.xy_tol and gap > _OPEN_GAP:
+                self._enter("descend")
+            return above, -1.0
+
+        if self.phase == "descend":
+            if xy_err > 2 * self.xy_tol:  # the cube moved (or we drifted) away
+                self._enter("approach")
+                return above, -1.0
+            grasp = cube + np.r_[0.0, 0.0, _GRASP_DEPTH]
+            # The fingertips reach the table about 1 cm above the cube centre; stop there.
+            if eef[2] - cube[2] < 0.012 or self.phase_steps > 40:
+                self._enter("close")
+            return grasp, -1.0
+
+        if self.phase == "close":
+            if self.phase_steps > 8:
+                if gap < _EMPTY_GAP:  # closed on nothing: open and try again
+                    self._enter("approach")
+                    return above, -1.0
+                self.lift_xy = eef[:2].copy()
+                self._enter("lift")
+            return eef, 1.0
+
+        # lift
+        if gap < _EMPTY_GAP:  # dropped the cube
+            self._enter("approach")
+            return above, -1.0
+        return np.r_[self.lift_xy, cube[2] + 0.15], 1.0

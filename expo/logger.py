@@ -1,0 +1,102 @@
+"""Per-run output: eval.csv, train.csv and config.json, each written atomically.
+
+Every write replaces the whole file through a temporary file and os.replace, so a crash (or a
+pre-empted job) never leaves a half-written row: a reader sees the previous complete file or the
+new complete file. The files are small (one row per evaluation / log interval), so rewriting them
+costs microseconds next to a training step.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "episode_length", "wall_time_s")
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "mujoco", "robosuite", "gymnasium", "h5py")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def format_value(v: Any) -> str:
+    """Floats with 6 significant digits: stable text, so equal runs give equal bytes."""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+class CsvTable:
+    """Rows kept in memory and flushed whole; columns fixed by the first row (or given)."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...] | None = None):
+        self.path, self.columns, self.rows = Path(path), columns, []
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self.columns is None:
+            self.columns = tuple(row)
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise KeyError(f"{self.path.name}: columns {sorted(unknown)} not in {self.columns}")
+        self.rows.append(row)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        for r in self.rows:
+            writer.writerow([format_value(r.get(c, "")) for c in self.columns])
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def environment_info() -> dict[str, Any]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10,
+                                    cwd=Path(__file__).resolve().parent).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {"packages": versions, "python": sys.version.split()[0], "platform": platform.platform(),
+            "git_commit": commit, "git_dirty": dirty}
+
+
+class RunLogger:
+    def __init__(self, run_dir: Path, config: dict):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json",
+                          json.dumps({**config, "environment": environment_info()}, indent=2,
+                                     default=list) + "\n")
+        self.eval = CsvTable(self.run_dir / "eval.csv", EVAL_COLUMNS)
+        self.train = CsvTable(self.run_dir / "train.csv")
+
+    def log_eval(self, row: dict[str, Any]) -> None:
+        self.eval.append(row)
+
+    def log_train(self, row: dict[str, Any]) -> None:
+        self.train.append(row)
+
+
+def run_dir_for(config: dict) -> Path:
+    return (Path(config["results_dir"]) / str(config["figure"]) / config["task"] / config["method"]
+            / f"seed_{config['seed']}")

@@ -1,0 +1,258 @@
+"""Tests of analysis/: run loading, seed aggregation, smoothing, figures and summaries.
+
+Everything runs on small synthetic results trees written into tmp_path (no training needed).
+"""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.curves import (aggregate, aggregate_seeds, common_steps, final_summary,
+                             running_average)
+from analysis.figures import main, make_figures, method_color
+from analysis.runs import load_runs, metric_column
+
+HEADER = "env_step,success,return,episodes,wall_time_s"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_run(root: Path, figure, task, method, seed, rows, metric="success_rate",
+              config=True):
+    """rows: [(env_step, success), ...]; writes eval.csv, train.csv and config.json."""
+    d = root / figure / task / method / f"seed_{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    lines = [HEADER] + [f"{s},{v},{10 * v},50,{i * 1.5}" for i, (s, v) in enumerate(rows)]
+    (d / "eval.csv").write_text("\n".join(lines) + "\n")
+    (d / "train.csv").write_text("step,critic_loss\n0,1.0\n")
+    if config:
+        (d / "config.json").write_text(json.dumps({
+            "task": task, "method": method, "seed": seed, "figure": figure,
+            "setting": "online", "protocol": {"metric": metric, "eval_interval": 10}}))
+    return d
+
+
+STEPS = [0, 10, 20, 30, 40]
+# Hand-chosen success values: method -> seed -> values at STEPS.
+EXPO = {0: [0.0, 0.2, 0.4, 0.6, 0.8],
+        1: [0.1, 0.3, 0.5, 0.7, 0.9],
+        2: [0.2, 0.4, 0.6, 0.8, 1.0]}
+RLPD = {0: [0.0, 0.0, 0.1, 0.2, 0.3],
+        1: [0.0, 0.1, 0.2, 0.3, 0.4],
+        2: [0.0, 0.1, 0.1, 0.2]}            # partial seed: stops at env_step 30
+BC = {0: 0.30, 1: 0.40, 2: 0.50}            # single row at env_step 0
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    for seed, vals in EXPO.items():
+        write_run(root, "fig5", "square", "expo", seed, list(zip(STEPS, vals)))
+    for seed, vals in RLPD.items():
+        write_run(root, "fig5", "square", "rlpd", seed, list(zip(STEPS, vals)))
+    for seed, v in BC.items():
+        write_run(root, "fig5", "square", "bc", seed, [(0, v)])
+    # A second task and a second figure, so panels and figure folders are exercised.
+    for seed in range(2):
+        write_run(root, "fig5", "can", "expo", seed, [(0, 0.1), (10, 0.5), (20, 0.9)])
+        write_run(root, "fig6", "pen-binary-v0", "expo_no_edit", seed,
+                  [(0, 0.0), (10, 0.25), (20, 0.5)], metric="percent_solved_steps")
+    # Corrupt: header only.
+    d = write_run(root, "fig5", "square", "rlpd", 3, [])
+    assert (d / "eval.csv").read_text().strip() == HEADER
+    # Missing eval.csv (a run that crashed before its first evaluation).
+    d = root / "fig5" / "square" / "expo" / "seed_7"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    return root
+
+
+# ---------------------------------------------------------------- smoothing (hand-computed)
+
+def test_running_average_centered_window3():
+    # [0,3,6,9,12]: ends average the 2 points that exist.
+    out = running_average([0.0, 3.0, 6.0, 9.0, 12.0], window=3)
+    np.testing.assert_allclose(out, [1.5, 3.0, 6.0, 9.0, 10.5])
+
+
+def test_running_average_centered_window5():
+    out = running_average([1.0, 2.0, 4.0, 8.0, 16.0], window=5)
+    # i=0: (1+2+4)/3; i=1: (1+2+4+8)/4; i=2: 31/5; i=3: (2+4+8+16)/4; i=4: (4+8+16)/3
+    np.testing.assert_allclose(out, [7 / 3, 15 / 4, 31 / 5, 30 / 4, 28 / 3])
+
+
+def test_running_average_trailing_and_identity():
+    np.testing.assert_allclose(running_average([0, 3, 6, 9], 3, mode="trailing"),
+                               [0.0, 1.5, 3.0, 6.0])
+    np.testing.assert_allclose(running_average([0.1, 0.5, 0.2], 1), [0.1, 0.5, 0.2])
+    assert running_average([], 3).shape == (0,)
+    np.testing.assert_allclose(running_average([0.7], 5), [0.7])
+    with pytest.raises(ValueError):
+        running_average([1, 2], 3, mode="causal")
+
+
+def test_common_steps_is_intersection():
+    assert common_steps([[0, 10, 20, 30], [0, 10, 20], [20, 10, 0, 40]]).tolist() == [0, 10, 20]
+    assert common_steps([]).tolist() == []
+
+
+def test_aggregate_seeds_hand_values():
+    df = pd.DataFrame({
+        "seed": [0, 0, 0, 1, 1, 1, 2, 2],
+        "env_step": [0, 10, 20, 0, 10, 20, 0, 10],     # seed 2 partial
+        "value": [0.0, 0.3, 0.9, 0.3, 0.6, 0.6, 0.6, 0.0],
+    })
+    agg = aggregate_seeds(df, window=3)
+    assert agg["env_step"].tolist() == [0, 10]              # steps every seed has
+    np.testing.assert_allclose(agg["mean"], [0.3, 0.3])
+    np.testing.assert_allclose(agg["min"], [0.0, 0.0])
+    np.testing.assert_allclose(agg["max"], [0.6, 0.6])
+    np.testing.assert_allclose(agg["smoothed"], [0.3, 0.3])
+    assert agg["n_seeds"].tolist() == [3, 3]
+
+    full = aggregate_seeds(df[df["seed"] < 2], window=3)
+    # means: [0.15, 0.45, 0.75]; centered window 3 -> [0.3, 0.45, 0.6]; band NOT smoothed.
+    np.testing.assert_allclose(full["mean"], [0.15, 0.45, 0.75])
+    np.testing.assert_allclose(full["smoothed"], [0.3, 0.45, 0.6])
+    np.testing.assert_allclose(full["min"], [0.0, 0.3, 0.6])
+    np.testing.assert_allclose(full["max"], [0.3, 0.6, 0.9])
+
+
+# ---------------------------------------------------------------- loading
+
+def test_load_runs_tidy_and_warnings(results):
+    loaded = load_runs(results)
+    df = loaded.data
+    for col in ("figure", "task", "method", "seed", "env_step", "success", "return", "value",
+                "metric", "setting", "episodes", "wall_time_s"):
+        assert col in df.columns
+    sq = df[(df["figure"] == "fig5") & (df["task"] == "square")]
+    assert sorted(sq["method"].unique()) == ["bc", "expo", "rlpd"]
+    assert sorted(sq[sq["method"] == "rlpd"]["seed"].unique()) == [0, 1, 2]   # corrupt skipped
+    assert len(sq[(sq["method"] == "rlpd") & (sq["seed"] == 2)]) == 4          # partial kept
+    text = "\n".join(loaded.warnings)
+    assert "fig5/square/rlpd/seed_3" in text and "header only" in text
+    assert "fig5/square/expo/seed_7: missing eval.csv" in text
+    assert "fig5/square/rlpd/seed_2: partial run" in text
+    pen = df[df["task"] == "pen-binary-v0"]
+    assert set(pen["metric"]) == {"percent_solved_steps"}
+    np.testing.assert_allclose(pen["value"], pen["success"])
+
+
+def test_load_runs_other_corruptions(tmp_path):
+    root = tmp_path / "results"
+    d = write_run(root, "f", "t", "m", 0, [(0, 0.5), (10, 0.6)], config=False)
+    d1 = write_run(root, "f", "t", "m", 1, [(0, 0.5)])
+    (d1 / "eval.csv").write_text("")                                  # 0 bytes
+    d2 = write_run(root, "f", "t", "m", 2, [(0, 0.5)])
+    (d2 / "eval.csv").write_text("step,reward\n0,1\n")                # wrong columns
+    d3 = write_run(root, "f", "t", "m", 3, [(0, 0.1), (10, 0.2)])
+    (d3 / "config.json").write_text("{not json")
+    with open(d3 / "eval.csv", "a") as f:
+        f.write("20,nan,0,50,3\n10,0.4,0,50,4\n")                    # bad row + repeated step
+    (root / "f" / "t" / "m" / "notes").mkdir()
+    loaded = load_runs(root)
+    text = "\n".join(loaded.warnings)
+    assert "f/t/m/seed_0: missing config.json" in text
+    assert "f/t/m/seed_1: empty eval.csv" in text
+    assert "f/t/m/seed_2: corrupt eval.csv (missing column(s) env_step, success" in text
+    assert "f/t/m/seed_3: unreadable config.json" in text
+    assert "f/t/m/seed_3: dropped 1 row" in text
+    assert "f/t/m/seed_3: repeated env_step(s) [10]" in text
+    assert "f/t/m/notes: not a seed_<k> directory" in text
+    s3 = loaded.data[loaded.data["seed"] == 3]
+    assert s3["env_step"].tolist() == [0, 10] and s3["success"].tolist() == [0.1, 0.4]
+    assert sorted(loaded.data["seed"].unique()) == [0, 3]
+
+
+def test_metric_column():
+    assert metric_column("success_rate", ["env_step", "success"]) == "success"
+    assert metric_column("percent_solved_steps", ["success"]) == "success"
+    assert metric_column("percent_solved_steps", ["success", "percent_solved_steps"]) == \
+        "percent_solved_steps"
+
+
+# ---------------------------------------------------------------- figures and summaries
+
+def test_make_figures_end_to_end(results, tmp_path):
+    out = tmp_path / "figures"
+    stream = io.StringIO()
+    written = make_figures(results, out, smooth=3, stream=stream)
+    assert sorted(written) == ["fig5", "fig6"]
+    for fig in ("fig5", "fig6"):
+        for ext in ("png", "pdf"):
+            p = out / f"{fig}.{ext}"
+            assert p.is_file() and p.stat().st_size > 1000, p
+    assert (out / "fig5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "fig5.pdf").read_bytes()[:5] == b"%PDF-"
+
+    summary = pd.read_csv(out / "fig5_summary.csv")
+    sq = summary[summary["task"] == "square"].set_index("method")
+    # Final = each seed's LAST row, by hand: expo 0.8, 0.9, 1.0; rlpd 0.3, 0.4, 0.2 (partial
+    # seed's last row is at env_step 30); bc 0.3, 0.4, 0.5.
+    assert sq.loc["expo", "final_mean"] == pytest.approx((0.8 + 0.9 + 1.0) / 3)
+    assert sq.loc["rlpd", "final_mean"] == pytest.approx((0.3 + 0.4 + 0.2) / 3)
+    assert sq.loc["bc", "final_mean"] == pytest.approx((0.3 + 0.4 + 0.5) / 3)
+    assert (sq.loc["rlpd", "final_min"], sq.loc["rlpd", "final_max"]) == \
+        pytest.approx((0.2, 0.4))
+    assert (sq.loc["rlpd", "final_step_min"], sq.loc["rlpd", "final_step_max"]) == (30, 40)
+    assert sq.loc["expo", "n_seeds"] == 3 and sq.loc["rlpd", "n_seeds"] == 3
+    assert summary[summary["task"] == "can"].set_index("method").loc["expo", "final_mean"] == \
+        pytest.approx(0.9)
+
+    printed = stream.getvalue()
+    assert "WARNING: fig5/square/rlpd/seed_3: empty eval.csv" in printed
+    assert "WARNING: fig5/square/rlpd/seed_2: partial run" in printed
+    assert "WARNING: fig5/square/expo/seed_7: missing eval.csv" in printed
+    assert "final mean" in printed and "expo" in printed
+
+
+def test_aggregate_on_loaded_tree(results):
+    data = load_runs(results).data
+    agg = aggregate(data, window=3)
+    expo = agg[(agg["task"] == "square") & (agg["method"] == "expo")]
+    np.testing.assert_allclose(expo["mean"], [0.1, 0.3, 0.5, 0.7, 0.9])
+    np.testing.assert_allclose(expo["smoothed"], [0.2, 0.3, 0.5, 0.7, 0.8])
+    np.testing.assert_allclose(expo["min"], EXPO[0])
+    np.testing.assert_allclose(expo["max"], EXPO[2])
+    rlpd = agg[(agg["task"] == "square") & (agg["method"] == "rlpd")]
+    assert rlpd["env_step"].tolist() == [0, 10, 20, 30]           # aligned on common steps
+    np.testing.assert_allclose(rlpd["mean"], [0.0, 0.2 / 3, 0.4 / 3, 0.7 / 3])
+    bc = agg[(agg["task"] == "square") & (agg["method"] == "bc")]
+    assert len(bc) == 1 and bc["mean"].iloc[0] == pytest.approx(0.4)
+    fs = final_summary(data)
+    assert set(fs.columns) >= {"n_seeds", "final_mean", "final_min", "final_max"}
+
+
+def test_empty_results_dir(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    rc = main(["--results", str(tmp_path / "results"), "--out", str(tmp_path / "figs")])
+    assert rc == 0
+    assert f"no runs found under {tmp_path / 'results'}/" in capsys.readouterr().out
+    assert not (tmp_path / "figs").exists()
+    # A results dir that does not exist at all is the same case.
+    assert main(["--results", str(tmp_path / "nope"), "--out", str(tmp_path / "figs")]) == 0
+
+
+def test_cli_module_entry_point_empty(tmp_path):
+    (tmp_path / "results").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--results", "results",
+                           "--out", "figures"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                               "MPLBACKEND": "Agg", "HOME": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "no runs found under results/" in proc.stdout
+
+
+def test_colours_fixed_and_distinct():
+    assert method_color("expo") == method_color("EXPO") == "#d62728"
+    assert method_color("some_new_method") == method_color("some_new_method")
+    known = ["expo", "expo_no_edit", "expo_no_otf_backup", "rlpd", "idql", "dipo", "qsm",
+             "calql", "dac", "bc"]
+    assert len({method_color(m) for m in known}) == len(known)

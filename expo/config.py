@@ -126,6 +126,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
         return value
+    if isinstance(value, bool):  # bool is an int subclass: 'agent.utd=true' must not become 1
+        raise ConfigError(f"{key} must be of type {type(default).__name__}, got {value!r}")
     if isinstance(default, int) and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

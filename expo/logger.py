@@ -41,17 +41,20 @@ def format_value(v: Any) -> str:
 
 
 class CsvTable:
-    """Rows kept in memory and flushed whole; columns fixed by the first row (or given)."""
+    """Rows kept in memory and flushed whole. Given columns are fixed; otherwise they grow."""
 
     def __init__(self, path: Path, columns: tuple[str, ...] | None = None):
-        self.path, self.columns, self.rows = Path(path), columns, []
+        self.path, self.rows = Path(path), []
+        self.fixed = columns is not None
+        self.columns: tuple[str, ...] = tuple(columns or ())
 
     def append(self, row: dict[str, Any]) -> None:
-        if self.columns is None:
-            self.columns = tuple(row)
-        unknown = set(row) - set(self.columns)
-        if unknown:
-            raise KeyError(f"{self.path.name}: columns {sorted(unknown)} not in {self.columns}")
+        if self.fixed and set(row) - set(self.columns):
+            raise KeyError(f"{self.path.name}: columns {sorted(set(row) - set(self.columns))} "
+                           f"not in {self.columns}")
+        # Free tables (train.csv) grow their header when a phase logs new quantities; the whole
+        # file is rewritten each time, so earlier rows simply get empty cells in new columns.
+        self.columns = tuple(self.columns) + tuple(k for k in row if k not in self.columns)
         self.rows.append(row)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -58,15 +58,13 @@ def test_noisy_actions_at_hand_values():
     np.testing.assert_allclose(out[1], [1.1135648955115514, 1.4391516205015842], rtol=1e-5)
 
 
-def _oracle_apply_fn(schedule, actions, offset, record=None):
+def _oracle_apply_fn(schedule, actions, offset):
     """A stub eps-network that knows the clean actions: it recovers the true noise exactly from
     (a_t, t) with the hand-written T=3 alpha-bars, then adds `offset`. Its loss is then a known
     number that does not depend on which t and noise the loss function drew."""
     abar = jnp.asarray(T3_ALPHA_BARS)
 
     def apply_fn(variables, observations, a_t, t, training=False, rngs=None):
-        if record is not None:
-            record.append(dict(t=np.asarray(t), training=training, rngs=rngs, obs=observations))
         ab = abar[t[:, 0]][:, None]
         true_noise = (a_t - jnp.sqrt(ab) * actions) / jnp.sqrt(1.0 - ab)
         return true_noise + offset
@@ -95,45 +93,32 @@ def test_ddpm_loss_is_sum_over_dims_mean_over_batch():
     np.testing.assert_allclose(by_dim, 5.25, rtol=1e-5)
 
 
-def test_ddpm_loss_calls_network_with_step_column():
-    s = diffusion.vp_schedule(3)
-    rec = []
-    actions = jnp.zeros((4, 2))
-    obs = jnp.ones((4, 5))
-    diffusion.ddpm_loss(_oracle_apply_fn(s, actions, 0.0, rec), {}, s, jax.random.PRNGKey(0),
-                        obs, actions)
-    assert rec[0]["t"].shape == (4, 1)
-    assert rec[0]["t"].min() >= 0 and rec[0]["t"].max() <= 2  # t in [0, T)
-    assert rec[0]["training"] is False
-    np.testing.assert_array_equal(rec[0]["obs"], obs)
-
-
 def test_ddpm_loss_draws_all_steps_and_standard_noise():
     s = diffusion.vp_schedule(3)
     B, A = 2000, 2
     actions = jnp.zeros((B, A))
+    obs = jnp.arange(B, dtype=jnp.float32)[:, None]
     rec = []
 
     def zero_apply(variables, observations, a_t, t, training=False, rngs=None):
-        rec.append((np.asarray(t[:, 0]), np.asarray(a_t)))
+        rec.append(dict(t=np.asarray(t), a_t=np.asarray(a_t), obs=np.asarray(observations),
+                        training=training, rngs=rngs))
         return jnp.zeros_like(a_t)
 
-    loss = diffusion.ddpm_loss(zero_apply, {}, s, jax.random.PRNGKey(0), jnp.zeros((B, 1)), actions)
-    t, a_t = rec[0]
-    assert set(np.unique(t)) == {0, 1, 2}
+    loss = diffusion.ddpm_loss(zero_apply, {}, s, jax.random.PRNGKey(0), obs, actions)
+    r = rec[0]
+    assert r["t"].shape == (B, 1)  # the step is passed as a [B, 1] column
+    assert set(np.unique(r["t"])) == {0, 1, 2}  # t uniform over [0, T)
+    assert r["training"] is False
+    np.testing.assert_array_equal(r["obs"], obs)
     # with a_0 = 0, a_t = sqrt(1 - abar_t) * noise, and the loss is mean_b ||noise_b||^2
-    noise = a_t / np.sqrt(1.0 - np.asarray(T3_ALPHA_BARS)[t])[:, None]
+    noise = r["a_t"] / np.sqrt(1.0 - np.asarray(T3_ALPHA_BARS)[r["t"][:, 0]])[:, None]
     np.testing.assert_allclose(loss, np.mean(np.sum(noise ** 2, -1)), rtol=1e-4)
     assert abs(noise.mean()) < 0.05 and abs(noise.std() - 1.0) < 0.05
-
-
-def test_ddpm_loss_dropout_key_turns_training_on():
-    s = diffusion.vp_schedule(3)
-    rec = []
-    actions = jnp.zeros((2, 2))
-    diffusion.ddpm_loss(_oracle_apply_fn(s, actions, 0.0, rec), {}, s, jax.random.PRNGKey(0),
-                        jnp.zeros((2, 1)), actions, dropout_key=jax.random.PRNGKey(5))
-    assert rec[0]["training"] is True and "dropout" in rec[0]["rngs"]
+    # a dropout key switches the network to training mode and hands it the key
+    diffusion.ddpm_loss(zero_apply, {}, s, jax.random.PRNGKey(0), obs, actions,
+                        dropout_key=jax.random.PRNGKey(5))
+    assert rec[1]["training"] is True and "dropout" in rec[1]["rngs"]
 
 
 # ------------------------------------------------------------------ sampler
@@ -161,33 +146,41 @@ def test_ddpm_step_clips_to_action_box():
     np.testing.assert_array_equal(out, [1.0, -1.0])
 
 
-def test_ddpm_sample_ends_with_noise_free_t0_step():
-    """A stub network that is silent except at t = 0, where it pushes hard: the last step of the
-    sampler must be t = 0 and noise-free, so every output is exactly +1 (after clipping)."""
+def test_ddpm_sample_runs_steps_T_minus_1_down_to_noise_free_0():
+    """The stub records the steps it is called at, and at t = 0 predicts the eps that puts the
+    posterior mean at 0.25 (for t = 0, beta / sqrt(1 - abar) = sqrt(beta) = sqrt(1 - alpha_0)).
+    The last step must be t = 0 and add no noise, so every output is exactly 0.25."""
     s = diffusion.vp_schedule(3)
-    seen_t_shapes = []
+    steps, t_shapes = [], []
+    a0 = T3_ALPHAS[0]
 
     def stub(variables, observations, a_t, t, training=False, rngs=None):
-        seen_t_shapes.append(t.shape)
-        return jnp.where(t == 0, -100.0, 0.0) * jnp.ones_like(a_t)
+        t_shapes.append(t.shape)
+        jax.debug.callback(lambda tt: steps.append(np.asarray(tt).copy()), t, ordered=True)
+        eps0 = (a_t - np.sqrt(a0) * 0.25) / np.sqrt(1.0 - a0)
+        return jnp.where(t == 0, eps0, 0.0)
 
     out = diffusion.ddpm_sample(stub, {}, s, jax.random.PRNGKey(0), jnp.zeros((5, 4)), 3)
+    jax.effects_barrier()
     assert out.shape == (5, 3)
-    np.testing.assert_array_equal(out, np.ones((5, 3)))
-    assert seen_t_shapes[0] == (5, 1)
+    np.testing.assert_allclose(out, np.full((5, 3), 0.25), atol=1e-5)
+    assert t_shapes[0] == (5, 1)
+    assert [int(t[0, 0]) for t in steps] == [2, 1, 0]
+    assert all(np.all(t == t[0, 0]) for t in steps)
 
 
-def test_ddpm_sample_real_network_shape_range_determinism():
+def test_ddpm_sample_shape_range_and_seeding():
     s = diffusion.vp_schedule(3)
-    net = diffusion.NoisePredictor(action_dim=2, width=8, num_blocks=1, time_dim=4)
-    obs = jax.random.normal(jax.random.PRNGKey(0), (16, 3))
-    params = jax.jit(net.init)(jax.random.PRNGKey(1), obs[:1], jnp.zeros((1, 2)),
-                               jnp.zeros((1, 1)))["params"]
-    sample = jax.jit(lambda k: diffusion.ddpm_sample(net.apply, params, s, k, obs, 2))
-    a = sample(jax.random.PRNGKey(2))
-    assert a.shape == (16, 2)
+
+    def zero_eps(variables, observations, a_t, t, training=False, rngs=None):
+        return jnp.zeros_like(a_t)
+
+    obs = jnp.zeros((64, 4))
+    sample = jax.jit(lambda k: diffusion.ddpm_sample(zero_eps, {}, s, k, obs, 2))
+    a = np.asarray(sample(jax.random.PRNGKey(2)))
+    assert a.shape == (64, 2)
     assert np.all(np.isfinite(a)) and np.all(np.abs(a) <= 1.0)
+    assert 0 < np.mean(np.abs(a) == 1.0) < 1  # clipping is active but not everywhere
     np.testing.assert_array_equal(a, sample(jax.random.PRNGKey(2)))
     assert not np.allclose(a, sample(jax.random.PRNGKey(3)))
-    # rows are independent draws, not one draw broadcast
-    assert not np.allclose(a[0], a[1])
+    assert len(np.unique(a[:, 0])) > 3  # independent draws per row, not one broadcast draw

@@ -163,6 +163,15 @@ class RobosuiteLowDimEnv(gym.Env):
     def model_xml(self) -> str:
         return self.raw.sim.model.get_xml()
 
+    def env_args(self) -> dict:
+        """robomimic's env metadata (data.attrs["env_args"]) for datasets recorded in this env."""
+        return {
+            "env_name": self.env_name,
+            "type": 1,  # robomimic's EnvType.ROBOSUITE_TYPE
+            "env_version": _import_robosuite().__version__,
+            "env_kwargs": copy.deepcopy(self.env_kwargs),
+        }
+
     def close(self):
         self.raw.close()
 

@@ -1,0 +1,1 @@
+"""Scripted experts that generate the embedded datasets."""

@@ -1,0 +1,564 @@
+"""EXPO agent (expo/agents/expo.py) and the nets it uses, with stubbed networks where the check
+needs Q or the base samples to be known functions, so expected values can be written by hand.
+
+Stubs used below:
+- actor stub: an eps-network whose DDPM samples land exactly on clip(s[:, :A]) (it predicts the
+  eps that makes the posterior mean equal s[:, :A]; the last step t=0 adds no noise);
+- critic stub: Q_h(s, a) = f(a) + offset_h for every head h, f known;
+- forced edit params: zero kernels, mean bias +-20 and log-std bias -20, so u = tanh(+-20) = +-1
+  and the edit is exactly +-beta per dimension.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from expo.agents import expo
+from expo.config import ConfigError
+from expo.nets import ensemble
+from expo.nets.distributions import tanh_gaussian_log_prob_pre_tanh, tanh_gaussian_sample
+from expo.nets.temperature import temperature_loss
+
+OBS, ACT = 3, 2
+TINY = dict(hidden_dims=(8, 8), num_qs=4, num_min_qs=2, T=3, N=3, n_edit=3, diffusion_width=8,
+            diffusion_blocks=1, time_dim=4, beta=0.1, edit_dropout=None, utd=2, batch_size=4)
+GAMMA = 0.99
+
+
+def tiny_cfg(**kw):
+    cfg = expo.get_config()
+    cfg.update(TINY)
+    cfg.update(kw)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def agent():
+    cfg = tiny_cfg()
+    # jit only to keep the suite fast (one compile instead of hundreds of eager ops); same code
+    return jax.jit(lambda: expo.create(0, OBS, ACT, cfg))()
+
+
+def with_hp(agent, **kw):
+    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
+
+
+def with_base_actor(agent):
+    """DDPM samples become clip(observations[:, :ACT]) exactly (see module docstring)."""
+    s = agent.schedule
+
+    def apply_fn(variables, obs, a_t, t, training=False, rngs=None):
+        t = t[:, 0]
+        alpha, abar, beta = s.alphas[t][:, None], s.alpha_bars[t][:, None], s.betas[t][:, None]
+        return (a_t - jnp.sqrt(alpha) * obs[:, :ACT]) * jnp.sqrt(1.0 - abar) / beta
+
+    return agent.replace(actor=agent.actor.replace(apply_fn=apply_fn))
+
+
+def with_critic(agent, f, offsets=None, record=None):
+    """Q_h(s, a) = f(s, a) + offsets[h]."""
+    offsets = jnp.zeros(agent.hp.num_qs) if offsets is None else jnp.asarray(offsets, jnp.float32)
+
+    def apply_fn(variables, obs, actions, training=False):
+        if record is not None:
+            record.append(np.asarray(actions) if not isinstance(actions, jax.core.Tracer)
+                          else actions.shape)
+        return f(obs, actions)[None] + offsets[:, None]
+
+    return agent.replace(critic=agent.critic.replace(apply_fn=apply_fn))
+
+
+def forced_edit(agent, direction):
+    p = dict(agent.edit.params)
+    direction = jnp.broadcast_to(jnp.asarray(direction, jnp.float32), (ACT,))
+    p["Dense_0"] = {"kernel": jnp.zeros_like(p["Dense_0"]["kernel"]), "bias": 20.0 * direction}
+    p["Dense_1"] = {"kernel": jnp.zeros_like(p["Dense_1"]["kernel"]), "bias": jnp.full((ACT,), -20.0)}
+    return agent.replace(edit=agent.edit.replace(params=p))
+
+
+def sum_q(obs, actions):
+    return actions.sum(-1)
+
+
+def make_batch(key, utd, batch, masks=1.0):
+    k = jax.random.split(key, 4)
+    return {
+        "observations": jax.random.normal(k[0], (utd, batch, OBS)),
+        "actions": jax.random.uniform(k[1], (utd, batch, ACT), minval=-1, maxval=1),
+        "rewards": jax.random.uniform(k[2], (utd, batch)),
+        "next_observations": jax.random.normal(k[3], (utd, batch, OBS)),
+        "masks": jnp.full((utd, batch), masks),
+    }
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def trees_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+
+
+def assert_trees_close(a, b, **kw):
+    for x, y in zip(leaves(a), leaves(b)):
+        np.testing.assert_allclose(x, y, **kw)
+
+
+# ============================================================== nets: tanh-Gaussian, ensemble, alpha
+
+def test_tanh_gaussian_log_prob_hand_value():
+    # x = 0.7, mean 0.2, log_std -0.5: log N(x) - log(1 - tanh(x)^2), computed by hand
+    lp = tanh_gaussian_log_prob_pre_tanh(jnp.array([0.7]), jnp.array([0.2]), jnp.array([-0.5]))
+    np.testing.assert_allclose(lp, -0.3041833030450417, rtol=1e-5)
+
+
+def test_tanh_gaussian_log_prob_matches_direct_formula():
+    x = np.array([[-1.5, -0.3, 0.7], [1.2, 0.0, -2.0]])
+    mean = np.array([[0.1, -0.4, 0.9], [1.0, 0.3, -1.0]])
+    log_std = np.array([[-0.5, 0.2, -1.0], [0.0, -2.0, 0.5]])
+    std = np.exp(log_std)
+    direct = (-0.5 * ((x - mean) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))
+              - np.log(1.0 - np.tanh(x) ** 2)).sum(-1)
+    lp = tanh_gaussian_log_prob_pre_tanh(jnp.asarray(x, jnp.float32), jnp.asarray(mean, jnp.float32),
+                                         jnp.asarray(log_std, jnp.float32))
+    np.testing.assert_allclose(lp, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_tanh_gaussian_density_integrates_to_one_in_u_space():
+    u = np.linspace(-0.9995, 0.9995, 40001)
+    x = np.arctanh(u)
+    lp = tanh_gaussian_log_prob_pre_tanh(jnp.asarray(x[:, None], jnp.float32),
+                                         jnp.full((len(u), 1), 0.3), jnp.full((len(u), 1), -0.7))
+    mass = np.trapezoid(np.exp(np.asarray(lp, np.float64)), u)
+    np.testing.assert_allclose(mass, 1.0, atol=2e-3)
+
+
+def test_tanh_gaussian_sample_in_open_box_with_consistent_log_prob():
+    mean = jnp.array([[0.3, -0.2]] * 64)
+    log_std = jnp.array([[-1.0, -0.5]] * 64)
+    u, lp = tanh_gaussian_sample(jax.random.PRNGKey(0), mean, log_std)
+    assert u.shape == (64, 2) and lp.shape == (64,)
+    assert np.all(np.abs(u) < 1.0)
+    x = np.arctanh(np.asarray(u, np.float64))
+    std = np.exp(np.asarray(log_std))
+    direct = (-0.5 * ((x - np.asarray(mean)) / std) ** 2 - np.log(std * np.sqrt(2 * np.pi))
+              - np.log(1.0 - np.tanh(x) ** 2)).sum(-1)
+    np.testing.assert_allclose(lp, direct, rtol=1e-3, atol=1e-3)
+
+
+def test_subset_indices_are_distinct_and_cover_all_heads():
+    seen = set()
+    for i in range(40):
+        idx = np.asarray(ensemble.subset_indices(jax.random.PRNGKey(i), 5, 2))
+        assert idx.shape == (2,) and len(set(idx.tolist())) == 2
+        assert idx.min() >= 0 and idx.max() < 5
+        seen.update(idx.tolist())
+    assert seen == {0, 1, 2, 3, 4}
+
+
+def test_subset_min_is_min_over_the_chosen_heads():
+    q = jnp.array([[5.0, 1.0, 7.0], [3.0, 4.0, 0.0], [9.0, 2.0, 8.0], [6.0, 6.0, 6.0], [4.0, 9.0, 1.0]])
+    heads_seen = set()
+    for i in range(20):
+        key = jax.random.PRNGKey(100 + i)
+        idx = np.asarray(ensemble.subset_indices(key, 5, 2))
+        heads_seen.add(tuple(sorted(idx.tolist())))
+        expected = np.min(np.asarray(q)[idx], axis=0)
+        np.testing.assert_array_equal(ensemble.subset_min(q, key, 2), expected)
+    assert len(heads_seen) > 3  # the subset really changes with the key
+    # num_min_qs == num_qs: the global min over heads, for any key
+    np.testing.assert_array_equal(ensemble.subset_min(q, jax.random.PRNGKey(7), 5), [3.0, 1.0, 0.0])
+    # num_min_qs == 1: one head's values, never a mix
+    one = np.asarray(ensemble.subset_min(q, jax.random.PRNGKey(8), 1))
+    assert any(np.array_equal(one, row) for row in np.asarray(q))
+
+
+def test_subset_params_picks_the_same_heads():
+    params = {"w": jnp.arange(5.0)[:, None] * jnp.ones((5, 3))}
+    key = jax.random.PRNGKey(3)
+    sub = ensemble.subset_params(params, key, 5, 2)
+    idx = np.asarray(ensemble.subset_indices(key, 5, 2))
+    np.testing.assert_array_equal(sub["w"][:, 0], idx.astype(np.float32))
+
+
+def test_q_ensemble_heads_are_independent(agent):
+    obs = jnp.ones((5, OBS))
+    act = jnp.zeros((5, ACT))
+    q = agent.critic.apply_fn({"params": agent.critic.params}, obs, act)
+    assert q.shape == (4, 5)
+    assert len(np.unique(np.round(np.asarray(q[:, 0]), 6))) == 4
+
+
+def test_temperature_loss_gradient_sign():
+    g = jax.grad(lambda log_a: temperature_loss(jnp.exp(log_a), -3.0, -1.0))(0.0)
+    assert g < 0  # entropy below target: gradient descent raises alpha
+    g = jax.grad(lambda log_a: temperature_loss(jnp.exp(log_a), 1.0, -1.0))(0.0)
+    assert g > 0
+    np.testing.assert_allclose(temperature_loss(2.0, -0.5, -1.0), 1.0)
+
+
+# ============================================================== config checks through create
+
+@pytest.mark.parametrize("kw", [dict(n_edit=4), dict(N=0, n_edit=0), dict(beta=0.0),
+                                dict(beta=-0.1), dict(num_min_qs=5), dict(batch_size=3)])
+def test_create_rejects_bad_configs(kw):
+    with pytest.raises(ConfigError) as e:
+        expo.create(0, OBS, ACT, tiny_cfg(**kw))
+    assert "\n" not in str(e.value)
+
+
+def test_hyper_defaults(agent):
+    assert agent.hp.target_entropy == -ACT / 2
+    assert agent.hp.N == 3 and agent.hp.n_edit == 3 and agent.hp.beta == pytest.approx(0.1)
+    assert trees_equal(agent.target_critic, agent.critic.params)
+    assert trees_equal(agent.actor_ema, agent.actor.params)
+
+
+# ============================================================== edit bounded by beta
+
+_edit = jax.jit(expo.edit_actions)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+@pytest.mark.parametrize("beta", [0.1, 0.7])
+def test_edit_is_bounded_by_beta(agent, scale, beta):
+    ag = with_hp(agent, beta=beta)
+    params = jax.tree_util.tree_map(lambda p: p * scale, ag.edit.params)
+    max_step = 0.0
+    for i in range(3):
+        k1, k2, k3 = jax.random.split(jax.random.PRNGKey(i), 3)
+        obs = 5.0 * jax.random.normal(k1, (256, OBS))
+        a = jax.random.uniform(k2, (256, ACT), minval=-1, maxval=1)
+        edited = np.asarray(_edit(ag, params, k3, obs, a))
+        step = np.abs(edited - np.asarray(a))
+        assert np.all(step <= beta + 1e-6)
+        assert np.all(np.abs(edited) <= 1.0)
+        interior = np.abs(np.asarray(a)) < 1.0 - beta
+        max_step = max(max_step, step[interior].max())
+    if scale > 1:  # saturated tanh: the edit reaches the full scale beta
+        assert max_step > 0.99 * beta
+
+
+def test_forced_edit_is_exactly_beta_then_clipped(agent):
+    ag = forced_edit(agent, [1.0, -1.0])
+    a = jnp.array([[0.3, -0.2], [0.95, -0.95], [-0.5, 0.5]])
+    edited = _edit(ag, ag.edit.params, jax.random.PRNGKey(0), jnp.zeros((3, OBS)), a)
+    np.testing.assert_allclose(edited, [[0.4, -0.3], [1.0, -1.0], [-0.4, 0.4]], atol=1e-6)
+
+
+# ============================================================== OTF candidates and selection
+
+_candidates = jax.jit(lambda ag, k, o: expo.otf_candidates(ag, ag.actor.params, k, o))
+_select = jax.jit(lambda ag, k, o: expo.otf_select(ag, ag.actor.params, k, o))
+
+OBS_ROWS = jnp.array([[0.3, -0.2, 7.0], [0.95, -0.95, -3.0], [-1.5, 0.5, 0.0]])
+BASE_ROWS = np.array([[0.3, -0.2], [0.95, -0.95], [-1.0, 0.5]])  # clip(obs[:, :2])
+
+
+def test_otf_candidates_are_N_base_samples_then_n_edit_edits(agent):
+    ag = forced_edit(with_base_actor(agent), [1.0, -1.0])
+    c = np.asarray(_candidates(ag, jax.random.PRNGKey(0), OBS_ROWS))
+    assert c.shape == (3, 3 + 3, ACT)
+    for k in range(3):
+        np.testing.assert_allclose(c[:, k], BASE_ROWS, atol=1e-5)
+    edited = np.clip(BASE_ROWS + [0.1, -0.1], -1, 1)
+    for k in range(3, 6):
+        np.testing.assert_allclose(c[:, k], edited, atol=1e-5)
+    # only the first n_edit base samples are edited
+    ag2 = with_hp(ag, n_edit=1)
+    c = np.asarray(_candidates(ag2, jax.random.PRNGKey(0), OBS_ROWS))
+    assert c.shape == (3, 4, ACT)
+    np.testing.assert_allclose(c[:, 3], edited, atol=1e-5)
+
+
+def test_otf_select_returns_argmax_of_fixed_candidates(agent, monkeypatch):
+    # candidates [B=3, K=6, A=2], Q = -||a - (0.5, 0.5)||^2 + head offset (same argmax on every head)
+    C = np.zeros((3, 6, 2), np.float32)
+    C[0] = [[0.0, 0.0], [0.5, 0.4], [0.9, 0.9], [-1, -1], [0.2, 0.2], [0.5, 0.0]]  # best k=1 (base)
+    C[1] = [[0.0, 0.0], [0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.55, 0.5], [0.6, 0.6]]  # best k=4 (edit)
+    C[2] = [[1, 1], [-1, 1], [1, -1], [-1, -1], [0, 0], [0.45, 0.45]]  # best k=5 (edit)
+    calls = []
+
+    def fake_candidates(ag, actor_params, key, observations):
+        calls.append(actor_params)
+        return jnp.asarray(C)
+
+    monkeypatch.setattr(expo, "otf_candidates", fake_candidates)
+    ag = with_critic(agent, lambda s, a: -jnp.sum((a - 0.5) ** 2, -1), offsets=[0.0, 3.0, -1.0, 2.0])
+    out = expo.otf_select(ag, ag.actor.params, jax.random.PRNGKey(0), jnp.zeros((3, OBS)))
+    np.testing.assert_array_equal(out, C[[0, 1, 2], [1, 4, 5]])  # (0.5,0.4) (0.55,0.5) (0.45,0.45)
+    assert calls[0] is ag.actor.params
+
+
+@pytest.mark.parametrize("direction,expected_shift", [(1.0, 0.1), (-1.0, 0.0)])
+def test_otf_select_picks_edit_only_when_it_has_higher_q(agent, direction, expected_shift):
+    # Q = sum(a): an upward edit beats every base sample, a downward edit loses to them.
+    ag = with_critic(forced_edit(with_base_actor(agent), direction), sum_q)
+    obs = jnp.array([[0.3, -0.2, 7.0], [-0.5, 0.1, 0.0]])
+    out = _select(ag, jax.random.PRNGKey(1), obs)
+    np.testing.assert_allclose(out, np.asarray(obs[:, :2]) + expected_shift, atol=1e-5)
+
+
+def test_sample_actions_uses_otf_policy(agent):
+    ag = with_critic(forced_edit(with_base_actor(agent), 1.0), sum_q)
+    obs = jnp.array([[0.3, -0.2, 7.0], [-0.5, 0.1, 0.0]])
+    out = expo.sample_actions(ag, obs, jax.random.PRNGKey(2))
+    np.testing.assert_allclose(out, np.asarray(obs[:, :2]) + 0.1, atol=1e-5)
+
+
+def test_sample_actions_real_networks_shape_and_range(agent):
+    obs = jax.random.normal(jax.random.PRNGKey(0), (5, OBS))
+    a = expo.sample_actions(agent, obs, jax.random.PRNGKey(1))
+    assert a.shape == (5, ACT)
+    assert np.all(np.isfinite(a)) and np.all(np.abs(a) <= 1.0)
+    np.testing.assert_array_equal(a, expo.sample_actions(agent, obs, jax.random.PRNGKey(1)))
+    # acting uses the EMA weights: poisoning the online weights changes nothing
+    nan_online = agent.replace(actor=agent.actor.replace(
+        params=jax.tree_util.tree_map(lambda p: p * jnp.nan, agent.actor.params)))
+    np.testing.assert_array_equal(a, expo.sample_actions(nan_online, obs, jax.random.PRNGKey(1)))
+
+
+def test_candidate_values_min_over_heads(agent):
+    ag = with_hp(with_critic(agent, sum_q, offsets=[0.0, -1.0, -2.0, -3.0]), num_min_qs=4)
+    cands = jnp.array([[[0.1, 0.2], [0.3, 0.4]]])
+    q = expo.candidate_values(ag, ag.target_critic, jax.random.PRNGKey(0), jnp.zeros((1, OBS)), cands)
+    np.testing.assert_allclose(q, [[0.3 - 3.0, 0.7 - 3.0]], atol=1e-6)
+
+
+def test_n_edit_zero_never_calls_the_edit_policy(agent, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("edit_actions called with n_edit = 0")
+
+    monkeypatch.setattr(expo, "edit_actions", boom)
+    ag = with_hp(with_critic(forced_edit(with_base_actor(agent), 1.0), sum_q), n_edit=0)
+    c = jax.jit(lambda a, k, o: expo.otf_candidates(a, a.actor.params, k, o))(
+        ag, jax.random.PRNGKey(0), OBS_ROWS)
+    assert c.shape == (3, 3, ACT)
+    out = jax.jit(lambda a, k, o: expo.otf_select(a, a.actor.params, k, o))(
+        ag, jax.random.PRNGKey(0), OBS_ROWS)
+    np.testing.assert_allclose(out, BASE_ROWS, atol=1e-5)
+
+
+def test_soft_selection_entropy_by_hand():
+    # probs proportional to (1, 2, 3): H = -(1/6 ln 1/6 + 1/3 ln 1/3 + 1/2 ln 1/2)
+    q = jnp.log(jnp.array([[1.0, 2.0, 3.0]])) / 10.0
+    soft = jax.jit(expo.soft_selection, static_argnums=2)
+    index, probs, entropy = soft(jax.random.PRNGKey(0), q, 10.0)
+    np.testing.assert_allclose(probs, [[1 / 6, 1 / 3, 1 / 2]], rtol=1e-5)
+    np.testing.assert_allclose(entropy, [1.0114042647073518], rtol=1e-5)
+    assert 0 <= int(index[0]) < 3
+    _, _, h = soft(jax.random.PRNGKey(0), jnp.array([[0.0, 0.0, 100.0]]), 10.0)
+    assert float(h[0]) < 1e-6
+    _, _, h = soft(jax.random.PRNGKey(0), jnp.zeros((1, 3)), 10.0)
+    np.testing.assert_allclose(h, [np.log(3.0)], rtol=1e-6)
+
+
+# ============================================================== TD target
+
+# Candidate table for td_target: Q(s', a) = a[0]; rows give Q of the 6 candidates (3 base + 3 edits)
+QTAB = np.array([[0.1, 0.5, -0.2, 0.3, 0.0, 0.2],      # best: base k=1, 0.5
+                 [0.1, 0.0, -0.2, 0.3, 0.9, 0.2],      # best: edit k=4, 0.9
+                 [-0.5, -0.4, -0.3, -0.9, -0.8, -0.1],  # best: edit k=5, -0.1
+                 [0.7, 0.7, 0.0, 0.0, 0.0, 0.0]], np.float32)
+TD_BATCH = {"rewards": jnp.array([1.0, 2.0, 3.0, 4.0]), "masks": jnp.array([0.0, 1.0, 1.0, 0.0]),
+            "next_observations": jnp.arange(12.0).reshape(4, OBS)}
+
+
+def _fixed_candidates(monkeypatch, table, record):
+    cands = jnp.stack([jnp.asarray(table), jnp.zeros_like(jnp.asarray(table))], -1)
+
+    def fake(ag, actor_params, key, observations):
+        record.append((actor_params, observations))
+        return cands
+
+    monkeypatch.setattr(expo, "otf_candidates", fake)
+
+
+def test_td_target_is_r_plus_gamma_mask_max_q(agent, monkeypatch):
+    rec = []
+    _fixed_candidates(monkeypatch, QTAB, rec)
+    # make the EMA differ from the online weights: the backup must use the ONLINE base policy
+    ag = with_critic(agent.replace(actor_ema=jax.tree_util.tree_map(lambda p: p + 1.0,
+                                                                     agent.actor.params)),
+                     lambda s, a: a[:, 0])
+    y, entropy = expo.td_target(ag, jax.random.PRNGKey(0), TD_BATCH, 0.5)
+    # masks 0 -> y = r; masks 1 -> r + 0.99 * max
+    np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * 0.9, 3.0 - GAMMA * 0.1, 4.0], rtol=1e-6)
+    np.testing.assert_array_equal(entropy, np.zeros(4))
+    assert rec[0][0] is ag.actor.params
+    np.testing.assert_array_equal(np.asarray(rec[0][1]), TD_BATCH["next_observations"])
+
+
+def test_td_target_uses_subset_min_over_target_heads(agent, monkeypatch):
+    _fixed_candidates(monkeypatch, QTAB, [])
+    ag = with_critic(agent, lambda s, a: a[:, 0], offsets=[0.0, -1.0, -2.0, -3.0])
+    y, _ = expo.td_target(with_hp(ag, num_min_qs=4), jax.random.PRNGKey(0), TD_BATCH, 0.5)
+    np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * (0.9 - 3), 3.0 + GAMMA * (-0.1 - 3), 4.0],
+                               rtol=1e-6)
+    # two of four heads: the offset is the min of two distinct heads, so never 0 (head 0 alone)
+    for i in range(10):
+        y, _ = expo.td_target(ag, jax.random.PRNGKey(i), TD_BATCH, 0.5)
+        off = (float(y[1]) - 2.0) / GAMMA - 0.9
+        assert min(abs(off - o) for o in (-1.0, -2.0, -3.0)) < 1e-5
+
+
+def test_td_target_no_otf_backup_uses_one_base_sample(agent, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("otf_candidates called with otf_backup=False")
+
+    monkeypatch.setattr(expo, "otf_candidates", boom)
+    rec = []
+    ag = with_hp(with_critic(with_base_actor(agent), sum_q, record=rec), otf_backup=False)
+    batch = {"rewards": jnp.array([1.0, 2.0, 3.0, 4.0]), "masks": jnp.array([1.0, 1.0, 0.0, 1.0]),
+             "next_observations": jnp.array([[0.2, 0.1, 9.0], [-0.3, 0.4, 9.0], [0.5, 0.5, 9.0],
+                                             [-1.5, 0.2, 9.0]])}
+    y, _ = expo.td_target(ag, jax.random.PRNGKey(0), batch, 0.5)
+    # base = clip(s'[:, :2]); Q = sum -> [0.3, 0.1, 1.0, -0.8]
+    np.testing.assert_allclose(y, [1.297, 2.099, 3.0, 3.208], rtol=1e-5)
+    assert rec[0].shape == (4, ACT)  # the critic saw B x 1 candidates
+
+
+def test_td_target_entropy_backup(agent, monkeypatch):
+    # 3 candidates at Q = ln2 / 10, 3 at Q = 0; beta_s = 10 -> p = (2/9 x3, 1/9 x3),
+    # H = ln 9 - (2/3) ln 2 = 1.7351264569629228; alpha = 0.5; r = 0, mask = 1
+    B = 3000
+    hi = 0.06931471805599453
+    table = np.tile(np.array([[hi, 0.0, hi, 0.0, hi, 0.0]], np.float32), (B, 1))
+    _fixed_candidates(monkeypatch, table, [])
+    ag = with_hp(with_critic(agent, lambda s, a: a[:, 0]), entropy_backup=True,
+                 selection_inverse_temperature=10.0)
+    batch = {"rewards": jnp.zeros(B), "masks": jnp.ones(B), "next_observations": jnp.zeros((B, OBS))}
+    target = jax.jit(lambda a, k, b: expo.td_target(a, k, b, 0.5))
+    y, entropy = target(ag, jax.random.PRNGKey(0), batch)
+    np.testing.assert_allclose(entropy, np.full(B, 1.7351264569629228), rtol=1e-5)
+    y = np.asarray(y)
+    high = np.isclose(y, 0.9275091670720813, rtol=1e-5)  # 0.99 * (ln2/10 + 0.5 H)
+    low = np.isclose(y, 0.8588875961966468, rtol=1e-5)   # 0.99 * (0 + 0.5 H)
+    assert np.all(high | low)
+    assert abs(high.mean() - 2 / 3) < 0.04  # sampled from softmax(beta_s Q), not argmax
+    # masks 0 -> y = r, entropy term dropped too
+    y0, _ = target(ag, jax.random.PRNGKey(0), {**batch, "rewards": jnp.ones(B),
+                                                "masks": jnp.zeros(B)})
+    np.testing.assert_array_equal(y0, np.ones(B))
+
+
+# ============================================================== losses
+
+def test_critic_loss_is_mse_over_all_heads():
+    qs = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+    loss, _ = expo.critic_loss_fn({}, lambda v, o, a: qs, {"observations": None, "actions": None},
+                                  jnp.array([1.0, 1.0]))
+    np.testing.assert_allclose(loss, 3.5)  # (0 + 1 + 4 + 9) / 4
+
+
+def test_edit_loss_mean_q_over_heads_at_edited_batch_action(agent):
+    rec = []
+    ag = forced_edit(with_critic(agent, lambda s, a: jnp.zeros(a.shape[0]),
+                                 offsets=[1.0, 2.0, 3.0, 4.0], record=rec), 1.0)
+    batch = {"observations": jnp.zeros((2, OBS)), "actions": jnp.array([[0.2, -0.3], [0.95, 0.0]])}
+    k = jax.random.PRNGKey(0)
+    loss, info = expo.edit_loss_fn(ag.edit.params, ag, batch, k, k, 0.0)
+    np.testing.assert_allclose(loss, -2.5, rtol=1e-6)  # mean of heads (1..4), not the min (1)
+    np.testing.assert_allclose(rec[0], [[0.3, -0.2], [1.0, 0.1]], atol=1e-6)  # batch a + beta u
+
+
+def test_edit_loss_log_prob_corrected_by_log_beta(agent):
+    ag = with_critic(agent, lambda s, a: jnp.zeros(a.shape[0]))
+    batch = {"observations": jnp.ones((4, OBS)), "actions": jnp.zeros((4, ACT))}
+    k = jax.random.PRNGKey(0)
+    l1, i1 = expo.edit_loss_fn(ag.edit.params, with_hp(ag, beta=0.1), batch, k, k, 1.0)
+    l2, i2 = expo.edit_loss_fn(ag.edit.params, with_hp(ag, beta=0.5), batch, k, k, 1.0)
+    # log p(beta u) = log p(u) - |A| log beta: difference |A| ln 5
+    np.testing.assert_allclose(l1 - l2, 3.2188758248682006, rtol=1e-5)
+    np.testing.assert_allclose(i1["edit_entropy"] - i2["edit_entropy"], -3.2188758248682006,
+                               rtol=1e-5)
+
+
+# ============================================================== jitted updates
+
+@pytest.fixture(scope="module")
+def perturbed(agent):
+    """Target critic and EMA that differ from the online weights, so Polyak checks can fail."""
+    return agent.replace(
+        target_critic=jax.tree_util.tree_map(lambda p: p + 0.1, agent.critic.params),
+        actor_ema=jax.tree_util.tree_map(lambda p: 0.5 * p, agent.actor.params))
+
+
+def _all_finite(info):
+    return all(np.all(np.isfinite(np.asarray(v))) for v in info.values())
+
+
+def test_update_default(perturbed):
+    batch = make_batch(jax.random.PRNGKey(0), 2, 4)
+    new, info = expo.update(perturbed, batch)
+    assert _all_finite(info)
+    for k in ("critic_loss", "bc_loss", "edit_loss", "temperature", "selection_entropy"):
+        assert k in info
+    assert float(info["selection_entropy"]) == 0.0
+    assert not trees_equal(new.critic.params, perturbed.critic.params)
+    assert not trees_equal(new.target_critic, perturbed.target_critic)
+    assert not trees_equal(new.actor.params, perturbed.actor.params)
+    assert not trees_equal(new.actor_ema, perturbed.actor_ema)
+    assert not trees_equal(new.edit.params, perturbed.edit.params)
+    assert not trees_equal(new.temp.params, perturbed.temp.params)
+    assert int(new.critic.step) == 2 and int(new.actor.step) == 1 and int(new.edit.step) == 1
+    assert not np.array_equal(new.rng, perturbed.rng)
+
+
+@pytest.fixture(scope="module")
+def ablation_update(perturbed):
+    """One update with utd = 1 (one critic step, one actor step) of the no-edit ablation with the
+    entropy backup switched on (two independent switches checked with one compile)."""
+    ag = with_hp(perturbed, n_edit=0, entropy_backup=True)
+    new, info = expo.update(ag, make_batch(jax.random.PRNGKey(1), 1, 4))
+    return ag, new, info
+
+
+def test_update_target_critic_moves_by_polyak_tau(ablation_update):
+    old, new, info = ablation_update
+    tau = old.hp.tau
+    assert tau == 0.005
+    assert int(new.critic.step) == 1
+    expected = jax.tree_util.tree_map(lambda t, c: (1 - tau) * t + tau * c,
+                                      old.target_critic, new.critic.params)
+    assert_trees_close(new.target_critic, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_update_ema_moves_by_actor_ema(ablation_update):
+    old, new, _ = ablation_update
+    e = old.hp.actor_ema
+    assert e == 0.001
+    assert int(new.actor.step) == 1
+    expected = jax.tree_util.tree_map(lambda m, p: (1 - e) * m + e * p, old.actor_ema,
+                                      new.actor.params)
+    assert_trees_close(new.actor_ema, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_update_no_edit_leaves_edit_policy_alone(ablation_update):
+    old, new, info = ablation_update
+    assert _all_finite(info)
+    assert "edit_loss" not in info and "temperature" not in info and "edit_entropy" not in info
+    assert trees_equal(new.edit.params, old.edit.params) and int(new.edit.step) == 0
+    assert trees_equal(new.temp.params, old.temp.params)
+    assert not trees_equal(new.critic.params, old.critic.params)
+
+
+def test_update_entropy_backup_reports_positive_selection_entropy(ablation_update):
+    _, _, info = ablation_update
+    assert float(info["selection_entropy"]) > 0.0
+    # at most ln(N), the entropy of a uniform choice over the 3 base candidates (no edits)
+    assert float(info["selection_entropy"]) <= np.log(3) + 1e-5
+
+
+def test_pretrain_update_changes_only_the_base_policy(perturbed):
+    new, info = expo.pretrain_update(perturbed, make_batch(jax.random.PRNGKey(3), 2, 4))
+    assert set(info) == {"bc_loss"} and np.isfinite(info["bc_loss"])
+    assert not trees_equal(new.actor.params, perturbed.actor.params)
+    assert not trees_equal(new.actor_ema, perturbed.actor_ema)
+    assert int(new.actor.step) == 2
+    assert trees_equal(new.critic.params, perturbed.critic.params)
+    assert trees_equal(new.target_critic, perturbed.target_critic)
+    assert trees_equal(new.edit.params, perturbed.edit.params)
+    assert trees_equal(new.temp.params, perturbed.temp.params)

@@ -111,6 +111,8 @@ def main(argv: list[str]) -> None:
         fail(message)
 
     todo = [cfg for cfg in runs if not is_finished(run_dir_for(cfg))]
+    # Longest runs first, so the short ones fill the gaps at the end.
+    todo.sort(key=lambda c: -(c["steps"] * c["agent"]["utd"] + c["pretrain_steps"]))
     print(f"figure={launcher['figure']}: {len(runs)} runs, {len(runs) - len(todo)} finished, "
           f"{len(todo)} to run")
     if launcher.get("dry_run"):

@@ -37,13 +37,15 @@ def random_batch(rng, utd, batch):
 def bench_scale(scale: str, repeats: int) -> dict:
     cfg = build_config({"scale": scale, "task": "lift"})["agent"]
     agent = expo.create(0, OBS_DIM, ACT_DIM, cfg)
-    batch = random_batch(np.random.default_rng(0), cfg["utd"], cfg["batch_size"])
+    # A fresh batch per call, as in training (repeating one batch drives the values to extremes).
+    rng = np.random.default_rng(0)
+    batches = [random_batch(rng, cfg["utd"], cfg["batch_size"]) for _ in range(repeats + 1)]
     t0 = time.perf_counter()
-    agent, _ = expo.update(agent, batch)
+    agent, _ = expo.update(agent, batches[0])
     jax.block_until_ready(agent)
     first = time.perf_counter() - t0
     times = []
-    for _ in range(repeats):
+    for batch in batches[1:]:
         t0 = time.perf_counter()
         agent, info = expo.update(agent, batch)
         jax.block_until_ready(info)

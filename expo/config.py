@@ -40,11 +40,11 @@ RUN_DEFAULTS: dict[str, Any] = {
 SCALES: dict[str, dict[str, Any]] = {
     "paper": {},
     "mini": {
-        "steps": 20_000,
+        "steps": 10_000,
         "pretrain_steps": 5_000,
         "start_training": 0,
-        "eval_interval": 2_000,
-        "eval_episodes": 10,
+        "eval_interval": 2_500,
+        "eval_episodes": 20,
         "log_interval": 500,
         "agent.hidden_dims": (64, 64, 64),
         "agent.diffusion_width": 64,
@@ -52,7 +52,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "agent.N": 4,
         "agent.n_edit": 4,
         "agent.T": 5,
-        "agent.utd": 4,
+        "agent.utd": 2,
         "agent.batch_size": 128,
     },
 }

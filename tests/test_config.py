@@ -15,11 +15,11 @@ from expo.config import ConfigError, build_config, parse_overrides, parse_value
 def test_mini_scale_builds_and_resolves_protocol():
     cfg = build_config({"scale": "mini"})
     a = cfg["agent"]
-    assert cfg["scale"] == "mini" and cfg["steps"] == 20_000 and cfg["pretrain_steps"] == 5_000
+    assert cfg["scale"] == "mini" and cfg["steps"] == 10_000 and cfg["pretrain_steps"] == 5_000
     assert a["hidden_dims"] == (64, 64, 64) and a["N"] == 4 and a["n_edit"] == 4 and a["T"] == 5
     # None entries resolved from the lift protocol row (offline-to-online: beta 0.1)
     assert a["beta"] == 0.1 and a["num_min_qs"] == 2 and a["edit_dropout"] == 0.0
-    assert cfg["eval_episodes"] == 10  # the scale wins over the protocol default (50)
+    assert cfg["eval_episodes"] == 20  # the scale wins over the protocol default (50)
     assert cfg["dataset"] == {"num_demos": 10, "seed": 0}
     assert cfg["protocol"]["name"] == "lift"
     # sizes only: the paper defaults that the scale does not touch stay

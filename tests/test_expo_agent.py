@@ -562,3 +562,34 @@ def test_pretrain_update_changes_only_the_base_policy(perturbed):
     assert trees_equal(new.target_critic, perturbed.target_critic)
     assert trees_equal(new.edit.params, perturbed.edit.params)
     assert trees_equal(new.temp.params, perturbed.temp.params)
+
+
+def test_candidate_values_evaluates_only_the_subset_heads_with_the_same_result(agent):
+    """Evaluating only the sampled heads equals evaluating all heads then subset_min (same key)."""
+    from expo.nets import ensemble
+
+    obs = jax.random.normal(jax.random.PRNGKey(3), (4, OBS))
+    cands = jax.random.uniform(jax.random.PRNGKey(4), (4, 3, ACT), minval=-1, maxval=1)
+    key = jax.random.PRNGKey(5)
+    fast = expo.candidate_values(agent, agent.critic.params, key, obs, cands)
+    all_heads = agent.critic.apply_fn({"params": agent.critic.params}, jnp.repeat(obs, 3, axis=0),
+                                      cands.reshape(12, ACT))
+    assert all_heads.shape[0] == agent.hp.num_qs
+    slow = ensemble.subset_min(all_heads, key, agent.hp.num_min_qs).reshape(4, 3)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_update_compiles_once_over_several_calls():
+    """create()'s leaves have exactly the types update() returns (no weak types), so the training
+    loop's calls never recompile. The agent is built eagerly, as the training loop builds it."""
+    update = jax.jit(expo.update.__wrapped__)
+    rng = np.random.default_rng(0)
+    ag = expo.create(0, OBS, ACT, tiny_cfg())
+    for _ in range(3):
+        batch = {"observations": rng.normal(size=(1, 4, OBS)).astype(np.float32),
+                 "actions": rng.uniform(-1, 1, (1, 4, ACT)).astype(np.float32),
+                 "rewards": np.zeros((1, 4), np.float32),
+                 "next_observations": rng.normal(size=(1, 4, OBS)).astype(np.float32),
+                 "masks": np.ones((1, 4), np.float32)}
+        ag, _ = update(ag, batch)
+    assert update._cache_size() == 1

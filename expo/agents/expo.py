@@ -38,7 +38,7 @@ from flax.training.train_state import TrainState
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.distributions import TanhGaussian, tanh_gaussian_sample
-from expo.nets.ensemble import QEnsemble, subset_min
+from expo.nets.ensemble import QEnsemble, subset_params
 from expo.nets.temperature import Temperature, temperature_loss
 
 
@@ -181,9 +181,12 @@ def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
         otf_backup=bool(cfg["otf_backup"]), entropy_backup=bool(cfg["entropy_backup"]),
         selection_inverse_temperature=float(cfg["selection_inverse_temperature"]),
     )
-    return ExpoAgent(rng=rng, actor=actor, actor_ema=actor_params, edit=edit, critic=critic,
-                     target_critic=critic_params, temp=temp, schedule=diffusion.vp_schedule(cfg["T"]),
-                     hp=hp)
+    agent = ExpoAgent(rng=rng, actor=actor, actor_ema=actor_params, edit=edit, critic=critic,
+                      target_critic=critic_params, temp=temp, schedule=diffusion.vp_schedule(cfg["T"]),
+                      hp=hp)
+    # Strongly typed arrays everywhere (TrainState.step starts as a Python int): the leaves then
+    # have exactly the types update() returns, so the training loop compiles update() once.
+    return jax.tree_util.tree_map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), agent)
 
 
 # ----------------------------------------------------------------------------- the OTF policy
@@ -216,9 +219,11 @@ def candidate_values(agent: ExpoAgent, critic_params, key, observations, candida
     """Min over a random subset of num_min_qs heads of Q(s, a_i) for every candidate: [B, K]."""
     batch, k, _ = candidates.shape
     obs_rep = jnp.repeat(observations, k, axis=0)
-    qs = agent.critic.apply_fn({"params": critic_params}, obs_rep,
-                               candidates.reshape(batch * k, -1))
-    return subset_min(qs, key, agent.hp.num_min_qs).reshape(batch, k)
+    # Only the chosen heads are evaluated (as the authors' code does): same values as evaluating
+    # all heads and taking subset_min with the same key, at num_min_qs / num_qs of the cost.
+    heads = subset_params(critic_params, key, agent.hp.num_qs, agent.hp.num_min_qs)
+    qs = agent.critic.apply_fn({"params": heads}, obs_rep, candidates.reshape(batch * k, -1))
+    return jnp.min(qs, axis=0).reshape(batch, k)
 
 
 def otf_select(agent: ExpoAgent, actor_params, key, observations):

@@ -1,6 +1,7 @@
 """Critic ensemble: num_qs Q heads in one vmapped module, and the REDQ subset-min target."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
@@ -21,23 +22,30 @@ class QNetwork(nn.Module):
         return jnp.squeeze(nn.Dense(1, kernel_init=default_init())(x), -1)
 
 
-class QEnsemble(nn.Module):
-    """Returns Q values of shape [num_qs, ...batch]: one independent network per head."""
+@dataclasses.dataclass(frozen=True)
+class QEnsemble:
+    """num_qs independent Q networks with stacked parameters (leading axis = head).
+
+    apply() maps over however many heads the parameters hold, so a random subset of heads
+    (subset_params) is evaluated at the cost of that subset only, as the TD target needs.
+    Frozen dataclass: equal configurations hash equal, so apply() is a stable jit-static function.
+    """
     hidden_dims: Sequence[int]
     num_qs: int = 10
     use_layer_norm: bool = True
 
-    @nn.compact
-    def __call__(self, observations, actions, training: bool = False):
-        heads = nn.vmap(
-            QNetwork,
-            variable_axes={"params": 0},
-            split_rngs={"params": True, "dropout": True},
-            in_axes=None,
-            out_axes=0,
-            axis_size=self.num_qs,
-        )
-        return heads(self.hidden_dims, self.use_layer_norm)(observations, actions, training)
+    @property
+    def net(self) -> QNetwork:
+        return QNetwork(tuple(self.hidden_dims), self.use_layer_norm)
+
+    def init(self, key, observations, actions):
+        keys = jax.random.split(key, self.num_qs)
+        return {"params": jax.vmap(lambda k: self.net.init(k, observations, actions)["params"])(keys)}
+
+    def apply(self, variables, observations, actions, training: bool = False):
+        """Q values of shape [heads, ...batch]."""
+        return jax.vmap(lambda p: self.net.apply({"params": p}, observations, actions, training))(
+            variables["params"])
 
 
 def subset_indices(key, num_qs: int, num_min_qs: int) -> jnp.ndarray:

@@ -10,7 +10,7 @@ class Temperature(nn.Module):
 
     @nn.compact
     def __call__(self) -> jnp.ndarray:
-        log_temp = self.param("log_temp", lambda _: jnp.full((), jnp.log(self.initial_temperature)))
+        log_temp = self.param("log_temp", lambda _: jnp.full((), jnp.log(self.initial_temperature), dtype=jnp.float32))
         return jnp.exp(log_temp)
 
 

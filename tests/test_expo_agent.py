@@ -593,3 +593,10 @@ def test_update_compiles_once_over_several_calls():
                  "masks": np.ones((1, 4), np.float32)}
         ag, _ = update(ag, batch)
     assert update._cache_size() == 1
+
+
+def test_target_entropy_default_and_adjusted():
+    plain = expo.create(0, OBS, ACT, tiny_cfg())
+    assert plain.hp.target_entropy == pytest.approx(-ACT / 2)
+    adjusted = expo.create(0, OBS, ACT, tiny_cfg(adjust_target_entropy=True, beta=0.1))
+    assert adjusted.hp.target_entropy == pytest.approx(-1.0 + 2 * np.log(0.1))  # -|A|/2 + |A| log beta

@@ -67,7 +67,11 @@ def get_config() -> dict[str, Any]:
         "beta": None,                  # edit scale; None -> protocol for the setting
         "edit_dropout": None,          # None -> protocol
         "init_temperature": 1.0,
-        "target_entropy": None,        # None -> -|A| / 2
+        "target_entropy": None,        # None -> -|A| / 2 (+ |A| log beta if adjust_target_entropy)
+        # The code's default (False) keeps -|A|/2, which the beta-scaled edit cannot reach when
+        # beta < e^-0.5 / 2 ~ 0.30 (its entropy is at most |A| log(2 beta)): the temperature then
+        # grows without bound (log alpha rises ~lr per step). True shifts the target by |A| log beta.
+        "adjust_target_entropy": False,
         "utd": 20,
         "batch_size": 256,
         "otf_backup": True,
@@ -174,6 +178,8 @@ def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
     target_entropy = cfg["target_entropy"]
     if target_entropy is None:
         target_entropy = -action_dim / 2
+        if cfg["adjust_target_entropy"]:
+            target_entropy += action_dim * float(jnp.log(cfg["beta"]))
     hp = Hyper(
         N=cfg["N"], n_edit=cfg["n_edit"], beta=float(cfg["beta"]), T=cfg["T"], action_dim=action_dim,
         num_qs=cfg["num_qs"], num_min_qs=cfg["num_min_qs"], discount=float(cfg["discount"]),

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from expo import buffers, config as config_lib, protocol
-from expo.data import load_task_dataset
+from expo.data import DatasetError, load_task_dataset
 from expo.envs import make_env
 from expo.evaluate import evaluate
 from expo.logger import RunLogger, atomic_write_text, run_dir_for
@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> None:
         cfg = config_lib.build_config(config_lib.parse_overrides(argv))
     except (config_lib.ConfigError, KeyError) as e:
         sys.exit(f"error: {e.args[0] if e.args else e}")
-    run_dir = train(cfg)
+    try:
+        run_dir = train(cfg)
+    except DatasetError as e:  # missing or malformed data: one line naming the file and the fix
+        sys.exit(f"error: {e}")
     print(f"wrote {run_dir}")
 
 

@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
+
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,6 +84,30 @@ def run_one(cfg: dict, threads: int) -> tuple[dict, int, Path]:
     return cfg, code, run_dir
 
 
+def _last_row(path: Path) -> list[str] | None:
+    try:
+        lines = path.read_text().strip().splitlines()
+    except OSError:
+        return None
+    return lines[-1].split(",") if len(lines) > 1 else None
+
+
+def steps_done(run_dir: Path, cfg: dict) -> int:
+    """Imitation plus online steps a run has logged (train.csv: phase, step, ...)."""
+    if is_finished(run_dir):
+        return cfg["pretrain_steps"] + cfg["steps"]
+    row = _last_row(run_dir / "train.csv")
+    if row is None:
+        return 0
+    step = int(row[1])
+    return step if row[0] == "pretrain" else cfg["pretrain_steps"] + step
+
+
+def latest_success(run_dir: Path) -> str:
+    row = _last_row(run_dir / "eval.csv")
+    return f"success {float(row[1]):.2f}" if row else "starting"
+
+
 def final_success(run_dir: Path) -> str:
     try:
         last = (run_dir / "eval.csv").read_text().strip().splitlines()[-1].split(",")
@@ -126,15 +152,28 @@ def main(argv: list[str]) -> None:
     threads = 1 if workers > 1 else 0
     start = time.time()
     failed = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_one, cfg, threads) for cfg in todo]
-        for i, future in enumerate(as_completed(futures), 1):
-            cfg, code, run_dir = future.result()
-            status = final_success(run_dir) if code == 0 else f"FAILED (exit {code}), see {run_dir / 'log.txt'}"
-            print(f"[{i}/{len(todo)} {time.time() - start:6.0f}s] {cfg['task']} {cfg['method']} "
-                  f"seed {cfg['seed']}: {status}", flush=True)
-            if code != 0:
-                failed.append(run_dir)
+    total = sum(cfg["pretrain_steps"] + cfg["steps"] for cfg in todo)
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=total, unit="step", desc=f"{len(todo)} runs", file=sys.stderr) as bar:
+        futures = {pool.submit(run_one, cfg, threads): cfg for cfg in todo}
+        pending, done_count = set(futures), 0
+        while pending:
+            finished, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                cfg, code, run_dir = future.result()
+                done_count += 1
+                status = (final_success(run_dir) if code == 0
+                          else f"FAILED (exit {code}), see {run_dir / 'log.txt'}")
+                bar.write(f"[{done_count}/{len(todo)} {time.time() - start:6.0f}s] {cfg['task']} "
+                          f"{cfg['method']} seed {cfg['seed']}: {status}")
+                if code != 0:
+                    failed.append(run_dir)
+            # Steps done so far (imitation + online, from each run's train.csv) and the latest
+            # evaluation of the runs in flight.
+            bar.n = sum(steps_done(run_dir_for(cfg), cfg) for cfg in todo)
+            running = [cfg for f, cfg in futures.items() if f in pending and f.running()]
+            bar.set_postfix_str(" | ".join(f"{c['method']} s{c['seed']} {latest_success(run_dir_for(c))}"
+                                           for c in running))
     if failed:
         fail(f"{len(failed)} run(s) failed: " + ", ".join(str(p / "log.txt") for p in failed))
 

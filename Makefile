@@ -12,10 +12,10 @@ ARGS ?=
 
 setup: .venv/installed
 
-# The embedded default: EXPO and the imitation-only policy on Lift (quickstart grid, 2 seeds, mini
-# scale); the Lift dataset is generated on first use. Finished runs are skipped on a re-run.
+# The embedded default: EXPO and the imitation-only policy on Lift (grid "demo": 2 seeds, mini
+# scale, 7.5k online steps); the Lift dataset is generated on first use. Finished runs are skipped.
 demo: setup
-	$(PY) experiments/launch.py figure=quickstart methods=expo,bc $(ARGS)
+	$(PY) experiments/launch.py figure=demo $(ARGS)
 	$(PY) -m analysis.figures --results results --out figures
 
 test: setup

@@ -59,11 +59,13 @@ def expand(spec: dict, launcher: dict, run_overrides: dict) -> list[dict]:
     return runs
 
 
-def is_finished(run_dir: Path) -> bool:
+def is_finished(run_dir: Path, cfg: dict) -> bool:
+    """Finished with this run's number of steps (a run of another length is redone)."""
     try:
-        return json.loads((run_dir / "status.json").read_text()).get("finished", False)
+        status = json.loads((run_dir / "status.json").read_text())
     except (OSError, ValueError):
         return False
+    return bool(status.get("finished")) and status.get("env_steps") == cfg["steps"]
 
 
 def run_one(cfg: dict, threads: int) -> tuple[dict, int, Path]:
@@ -94,7 +96,7 @@ def _last_row(path: Path) -> list[str] | None:
 
 def steps_done(run_dir: Path, cfg: dict) -> int:
     """Imitation plus online steps a run has logged (train.csv: phase, step, ...)."""
-    if is_finished(run_dir):
+    if is_finished(run_dir, cfg):
         return cfg["pretrain_steps"] + cfg["steps"]
     row = _last_row(run_dir / "train.csv")
     if row is None:
@@ -136,7 +138,7 @@ def main(argv: list[str]) -> None:
             message += f"; launcher keys: {', '.join(sorted(LAUNCHER_KEYS))}"
         fail(message)
 
-    todo = [cfg for cfg in runs if not is_finished(run_dir_for(cfg))]
+    todo = [cfg for cfg in runs if not is_finished(run_dir_for(cfg), cfg)]
     # Longest runs first, so the short ones fill the gaps at the end.
     todo.sort(key=lambda c: -(c["steps"] * c["agent"]["utd"] + c["pretrain_steps"]))
     print(f"figure={launcher['figure']}: {len(runs)} runs, {len(runs) - len(todo)} finished, "

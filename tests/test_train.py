@@ -99,7 +99,7 @@ def launch(*args):
 
 def test_launcher_errors_are_one_line():
     out = launch("figure=nope")
-    assert out.returncode != 0 and "valid figures: quickstart" in out.stderr
+    assert out.returncode != 0 and "valid figures: demo, quickstart" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     out = launch("figure=quickstart", "agent.bogus=1")
     assert out.returncode != 0 and "unknown key 'agent.bogus'" in out.stderr
@@ -113,3 +113,14 @@ def test_launcher_dry_run_lists_the_grid(tmp_path):
     assert "12 runs, 0 finished, 12 to run" in out.stdout
     for method in ("expo", "expo_no_edit", "expo_no_otf_backup", "bc"):
         assert f"quickstart/lift/{method}/seed_2" in out.stdout
+
+
+def test_launcher_skips_only_runs_finished_with_the_same_length(tmp_path):
+    from experiments.launch import is_finished
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert not is_finished(run_dir, {"steps": 10})
+    (run_dir / "status.json").write_text(json.dumps({"finished": True, "env_steps": 10}))
+    assert is_finished(run_dir, {"steps": 10})
+    assert not is_finished(run_dir, {"steps": 20})  # a longer grid redoes the run

@@ -30,7 +30,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_episodes": None,           # None -> protocol
     "log_interval": 1000,            # env steps between train.csv rows
     "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
-    "dataset": {"num_demos": None, "seed": None},  # None -> protocol / run seed
+    # name: a key of expo/data/registry.py DATASETS (None -> the task's protocol dataset), e.g.
+    # dataset.name=robomimic_lift_ph for the downloaded robomimic Lift PH file.
+    "dataset": {"name": None, "num_demos": None, "seed": None},  # None -> protocol / run seed
     "results_dir": "results",
     "figure": "adhoc",
     "progress": True,
@@ -179,6 +181,13 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     for key in ("start_training", "eval_interval", "eval_episodes"):
         if cfg[key] is None:
             cfg[key] = getattr(spec, key)
+    if cfg["dataset"]["name"] is None:
+        cfg["dataset"]["name"] = spec.dataset
+    from expo.data.registry import DATASETS
+
+    if cfg["dataset"]["name"] not in DATASETS:
+        raise ConfigError(f"unknown dataset.name {cfg['dataset']['name']!r}; "
+                          f"valid: {', '.join(sorted(DATASETS))}")
     if cfg["dataset"]["num_demos"] is None:
         cfg["dataset"]["num_demos"] = spec.num_demos
     if cfg["dataset"]["seed"] is None:

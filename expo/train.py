@@ -9,6 +9,7 @@ Usage: python -m expo.train task=lift method=expo seed=0 scale=mini [key=value .
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -38,7 +39,8 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     start_time = time.perf_counter()
 
-    data = load_task_dataset(spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
+    data_spec = dataclasses.replace(spec, dataset=cfg["dataset"]["name"])
+    data = load_task_dataset(data_spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
     offline = buffers.TransitionStore(data)
     env = make_env(spec, seed=seed)
     eval_env = make_env(spec, seed=seed + 1)

@@ -20,7 +20,7 @@ def test_mini_scale_builds_and_resolves_protocol():
     # None entries resolved from the lift protocol row (offline-to-online: beta 0.1)
     assert a["beta"] == 0.1 and a["num_min_qs"] == 2 and a["edit_dropout"] == 0.0
     assert cfg["eval_episodes"] == 20  # the scale wins over the protocol default (50)
-    assert cfg["dataset"] == {"num_demos": 10, "seed": 0}
+    assert cfg["dataset"] == {"name": "lift_scripted", "num_demos": 10, "seed": 0}
     assert cfg["protocol"]["name"] == "lift"
     # sizes only: the paper defaults that the scale does not touch stay
     assert a["num_qs"] == 10 and a["discount"] == 0.99 and a["tau"] == 0.005
@@ -177,3 +177,10 @@ def test_jax_key_streams():
     assert u(k) == u(seeding.jax_key(3, "agent"))
     assert u(k) != u(seeding.jax_key(3, "eval"))
     assert u(k) != u(seeding.jax_key(4, "agent"))
+
+
+def test_dataset_name_defaults_to_the_protocol_and_is_validated():
+    assert build_config({})["dataset"]["name"] == "lift_scripted"
+    assert build_config({"dataset.name": "robomimic_lift_ph"})["dataset"]["name"] == "robomimic_lift_ph"
+    with pytest.raises(ConfigError, match="unknown dataset.name 'nope'; valid: lift_scripted"):
+        build_config({"dataset.name": "nope"})

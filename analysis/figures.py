@@ -138,7 +138,8 @@ def plot_figure(figure: str, data: pd.DataFrame, out_dir, smooth: int = 3,
     nrows = math.ceil(n / min(n, 4))
     ncols = math.ceil(n / nrows)          # balanced grid: 5 tasks -> 2 x 3, 12 -> 3 x 4
     one_metric = data["metric"].nunique() == 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.9 * ncols, 3.0 * nrows + 0.5),
+    # at least 6.4 in wide, so a one-panel figure still has room for a two-column legend
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.9 * ncols, 6.4), 3.0 * nrows + 0.5),
                              squeeze=False, layout="constrained")
     seed_counts: dict[str, list[int]] = {m: [] for m in methods}
     drawn_style: dict[str, str] = {}
@@ -202,7 +203,7 @@ def plot_figure(figure: str, data: pd.DataFrame, out_dir, smooth: int = 3,
             # "outside": constrained layout reserves a strip below the panels for the legend,
             # so it never covers a curve.
             fig.legend(handles, labels, loc="outside lower center",
-                       ncol=min(len(handles), max(2 * ncols, 3), 6), frameon=False,
+                       ncol=min(len(handles), 2 * ncols, 6), frameon=False,
                        handlelength=2.2, columnspacing=1.6, fontsize=10)
         paths = [out_dir / f"{figure}.png", out_dir / f"{figure}.pdf"]
         fig.savefig(paths[0], dpi=150)

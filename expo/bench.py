@@ -20,8 +20,10 @@ import numpy as np
 
 from expo.agents import expo
 from expo.config import build_config
+from expo.protocol import get_task
 
-OBS_DIM, ACT_DIM = 19, 7  # the Lift task's sizes
+_LIFT = get_task("lift")
+OBS_DIM, ACT_DIM = _LIFT.obs_dim, _LIFT.act_dim  # sizes of the embedded task
 
 
 def random_batch(rng, utd, batch):

@@ -23,7 +23,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "setting": "offline_to_online",  # online | offline_to_online
     "scale": "paper",
-    "steps": 1_000_000,              # online environment steps
+    "steps": None,                   # online environment steps; None -> protocol (train_steps)
     "pretrain_steps": None,          # None -> protocol (offline_to_online only)
     "start_training": None,          # None -> protocol: random-action steps before updates
     "eval_interval": None,           # None -> protocol
@@ -121,7 +121,16 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+# Keys whose default is None ("take it from the protocol") still have a type.
+NONE_DEFAULT_TYPES: dict[str, Any] = {
+    "steps": 0, "pretrain_steps": 0, "start_training": 0, "eval_interval": 0, "eval_episodes": 0,
+    "dataset.num_demos": 0, "dataset.seed": 0, "dataset.name": "",
+}
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if default is None:
+        default = NONE_DEFAULT_TYPES.get(key)
     if default is None or value is None:
         return value
     if isinstance(default, bool):
@@ -178,6 +187,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
         cfg["pretrain_steps"] = spec.pretrain_steps
     if cfg["setting"] == "online":
         cfg["pretrain_steps"] = 0
+    if cfg["steps"] is None:
+        cfg["steps"] = spec.train_steps
     for key in ("start_training", "eval_interval", "eval_episodes"):
         if cfg[key] is None:
             cfg[key] = getattr(spec, key)

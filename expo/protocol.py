@@ -1,83 +1,170 @@
 """The per-task protocol: ONE table of facts that every other module reads.
 
-Reward transform, mask rule, horizon, evaluation schedule, metric, edit scale beta and pretraining
-steps live here and nowhere else. Sources: PAPER.md (Table 1, Table 2, evaluation protocol) and the
-authors' code as described in IMPLEMENTATIONS.md. Where the suite deliberately differs from the
-authors' code the entry says so in `deviations`, and that text is saved into every run's config.
+Reward transform, mask rule, horizon, evaluation schedule, metric, dataset, edit scale beta and
+pretraining steps live here and nowhere else. Sources: PAPER.md (Table 1, Table 2, evaluation
+protocol) and the authors' code as described in IMPLEMENTATIONS.md. Where the suite deliberately
+differs from the authors' code the entry says so in `deviations`, and that text is saved into every
+run's config. `python -m expo.protocol` renders this table into docs/PROTOCOL.md (a test keeps the
+two identical, so the docs never drift from the code).
+
+Each domain's shared facts are written once (the `_antmaze`, `_adroit`, `_robosuite` builders
+below); a task row only names what differs.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import types
+from typing import Any, Mapping, Optional
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     name: str
-    domain: str                 # robomimic | adroit | antmaze | mimicgen
+    domain: str                 # antmaze | adroit | robomimic | mimicgen
     env_name: str               # the simulator's own name for the task
+    env_backend: str            # the library that simulates it (docs; expo/envs/<domain>.py builds it)
     obs_dim: int
     act_dim: int
     horizon: int                # episode time limit; hitting it is truncation (mask stays 1)
-    # Reward given to the learner: new_r = reward_scale * r + reward_shift.
+    # Reward given to the learner, offline and online alike: new_r = reward_scale * r + reward_shift.
     reward_scale: float
     reward_shift: float
-    # Mask rule: mask = 0 only on true termination. "success" = the episode ends at task success.
+    # Mask rule: mask = 0 only on true termination. "success": the episode ends at task success;
+    # "never": episodes only end at the horizon (truncation), so every mask is 1.
     terminate_on: str
     eval_interval: int          # env steps between evaluations
     eval_episodes: int
     metric: str                 # success_rate | percent_solved_steps
+    train_steps: int            # online env steps of a paper-scale run (authors' code)
     beta_online: float          # edit scale, online RL with offline data (Table 1)
     beta_offline_to_online: float
     pretrain_steps: int         # base-policy imitation steps in offline-to-online (Table 1)
     num_min_qs: int             # critic subset size for the target min (code: antmaze 1)
     edit_dropout: float         # edit-policy dropout (Table 1: Adroit 0.1)
     start_training: int         # random-action steps before updates (code)
-    dataset: str                # dataset key, see expo/data
-    num_demos: Optional[int]    # demos used (Table 2); None = the whole file
+    dataset: str                # key of expo/data/registry.py DATASETS
+    num_demos: Optional[int]    # demos used (Table 2); None = the whole dataset
     embedded: bool              # True: a scripted expert generates the dataset on this machine
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # domain maker options
+    paper_task: bool = True     # False: a clearly named stand-in that is not one of the paper's 12
     deviations: str = ""
+
+    def __post_init__(self):
+        if self.terminate_on not in ("success", "never"):
+            raise ValueError(f"{self.name}: terminate_on must be 'success' or 'never'")
+        if self.metric not in ("success_rate", "percent_solved_steps"):
+            raise ValueError(f"{self.name}: unknown metric {self.metric!r}")
+        # Read-only, so a spec shared by every module cannot be edited in place by one of them.
+        object.__setattr__(self, "env_kwargs", types.MappingProxyType(dict(self.env_kwargs)))
 
     def transform_reward(self, r):
         return self.reward_scale * r + self.reward_shift
 
 
-TASKS: dict[str, TaskSpec] = {
-    "lift": TaskSpec(
-        name="lift",
-        domain="robomimic",
-        env_name="Lift",
-        obs_dim=19,
-        act_dim=7,
-        horizon=400,
-        reward_scale=1.0,
-        reward_shift=0.0,
-        terminate_on="success",
-        eval_interval=10_000,
-        eval_episodes=50,
-        metric="success_rate",
-        beta_online=0.05,
-        beta_offline_to_online=0.1,
-        pretrain_steps=200_000,
-        num_min_qs=2,
-        edit_dropout=0.0,
-        start_training=5_000,
-        dataset="lift_scripted",
-        num_demos=10,
-        embedded=True,
+TIMEOUT_IS_TRUNCATION = (
+    "Time-outs are truncation (mask 1); the authors' code gives mask 0 at time-outs too."
+)
+
+
+def _antmaze(name: str, maze: str, data: str) -> TaskSpec:
+    return TaskSpec(
+        name=name, domain="antmaze", env_name=f"AntMaze_{maze.capitalize()}-v4",
+        env_backend="gymnasium-robotics AntMaze v4 with the D4RL map, start and goal",
+        obs_dim=29, act_dim=8, horizon=1000,
+        # D4RL reward is 1 inside 0.5 of the goal; learners see r - 1 (IQL / RLPD / EXPO code).
+        reward_scale=1.0, reward_shift=-1.0, terminate_on="success",
+        eval_interval=5_000, eval_episodes=100, metric="success_rate", train_steps=300_000,
+        beta_online=0.05, beta_offline_to_online=0.05, pretrain_steps=500_000,
+        num_min_qs=1, edit_dropout=0.0, start_training=5_000,
+        dataset=f"d4rl_antmaze_{maze}_{data}_v2", num_demos=None, embedded=False,
+        env_kwargs={"maze": maze},
         deviations=(
-            "Time-outs are truncation (mask 1); the authors' code gives mask 0 at time-outs too. "
+            "gymnasium-robotics AntMaze (maintained, mujoco 3) stands in for D4RL's mujoco_py env: "
+            "same maze map, fixed start and goal, success radius 0.5 and horizon 1000; its 27-dim "
+            "observation preceded by the achieved goal is D4RL's 29-dim observation, translated into "
+            "the D4RL dataset frame (expo/envs/antmaze.py). The ant model is gymnasium-robotics'. "
+            "The goal is reached -> terminated (mask 0); the time limit is truncation."
+        ),
+    )
+
+
+def _adroit(name: str, hand: str, obs_dim: int, act_dim: int, horizon: int) -> TaskSpec:
+    return TaskSpec(
+        name=name, domain="adroit", env_name=f"AdroitHand{hand}-v1",
+        env_backend="gymnasium-robotics AdroitHand v1 with the binary reward",
+        obs_dim=obs_dim, act_dim=act_dim, horizon=horizon,
+        # The binary env already gives goal_achieved - 1 in {-1, 0}; the AWAC sparse files too.
+        reward_scale=1.0, reward_shift=0.0, terminate_on="never",
+        eval_interval=5_000, eval_episodes=100, metric="percent_solved_steps", train_steps=1_000_000,
+        beta_online=0.7, beta_offline_to_online=0.7, pretrain_steps=20_000,
+        num_min_qs=2, edit_dropout=0.1, start_training=0 if hand == "Pen" else 5_000,
+        dataset=f"awac_{hand.lower()}_binary", num_demos=None, embedded=False,
+        deviations=(
+            "gymnasium-robotics AdroitHand v1 (mujoco 3) stands in for mj_envs' *-binary-v0 "
+            "(mujoco_py); reward goal_achieved - 1 from its info['success'], no termination."
+        ),
+    )
+
+
+def _robosuite(name: str, domain: str, env_name: str, obs_dim: int, horizon: int, dataset: str,
+               num_demos: Optional[int], embedded: bool = False, beta_offline_to_online: float = 0.1,
+               paper_task: bool = True, deviations: str = "", backend: str = "") -> TaskSpec:
+    return TaskSpec(
+        name=name, domain=domain, env_name=env_name,
+        env_backend=backend or "robosuite 1.5 (robomimic low-dim observation)",
+        obs_dim=obs_dim, act_dim=7, horizon=horizon,
+        reward_scale=1.0, reward_shift=0.0, terminate_on="success",
+        eval_interval=10_000, eval_episodes=50, metric="success_rate", train_steps=1_000_000,
+        beta_online=0.05, beta_offline_to_online=beta_offline_to_online, pretrain_steps=200_000,
+        num_min_qs=2, edit_dropout=0.0, start_training=5_000,
+        dataset=dataset, num_demos=num_demos, embedded=embedded, paper_task=paper_task,
+        deviations=" ".join(x for x in (TIMEOUT_IS_TRUNCATION, deviations) if x),
+    )
+
+
+_TASK_LIST = [
+    _antmaze("antmaze-medium-play-v2", "medium", "play"),
+    _antmaze("antmaze-medium-diverse-v2", "medium", "diverse"),
+    _antmaze("antmaze-large-play-v2", "large", "play"),
+    _antmaze("antmaze-large-diverse-v2", "large", "diverse"),
+    _adroit("pen-binary-v0", "Pen", 45, 24, 100),
+    _adroit("door-binary-v0", "Door", 39, 28, 200),
+    _adroit("relocate-binary-v0", "Relocate", 39, 30, 200),
+    _robosuite(
+        "lift", "robomimic", "Lift", 19, 400, "lift_scripted", 10, embedded=True,
+        deviations=(
             "Embedded dataset: demonstrations from a noisy scripted expert in robosuite 1.5 "
             "(the paper uses robomimic v0.1 Lift PH, recorded with robosuite 1.4.1; the same "
-            "loader reads those files)."
+            "loader reads those files: dataset.name=robomimic_lift_ph)."
         ),
     ),
-}
+    _robosuite("can", "robomimic", "PickPlaceCan", 23, 400, "robomimic_can_mh", 300),
+    _robosuite("square", "robomimic", "NutAssemblySquare", 23, 400, "robomimic_square_ph", 200),
+    _robosuite("threading", "mimicgen", "Threading_D0", 37, 400, "mimicgen_threading", 50,
+               beta_offline_to_online=0.05, backend="MimicGen on robosuite (optional install)"),
+    _robosuite("stack", "mimicgen", "Stack_D0", 32, 200, "mimicgen_stack", 200,
+               beta_offline_to_online=0.05, backend="MimicGen on robosuite (optional install)"),
+    # Not one of the paper's 12: robosuite's own Stack with embedded scripted data, so that a second
+    # task runs with no download. Same observation layout (32) and horizon (200) as MimicGen Stack_D0.
+    _robosuite(
+        "stack_robosuite", "robomimic", "Stack", 32, 200, "stack_scripted", 10, embedded=True,
+        beta_offline_to_online=0.05, paper_task=False,
+        backend="robosuite 1.5 Stack (stand-in for MimicGen Stack_D0)",
+        deviations=(
+            "Stand-in task, not the paper's: robosuite's Stack env with demonstrations from a noisy "
+            "scripted expert, instead of MimicGen Stack_D0 with the authors' 200-demo subset."
+        ),
+    ),
+]
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in _TASK_LIST}
+PAPER_TASKS: tuple[str, ...] = tuple(name for name, spec in TASKS.items() if spec.paper_task)
+DOMAINS: tuple[str, ...] = ("antmaze", "adroit", "robomimic", "mimicgen")
 
 
 def get_task(name: str) -> TaskSpec:
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}")
+        raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     return TASKS[name]
 
 
@@ -87,4 +174,6 @@ def edit_scale(spec: TaskSpec, setting: str) -> float:
 
 def as_dict(spec: TaskSpec) -> dict:
     """The protocol row as plain data, saved into every run's config.json."""
-    return dataclasses.asdict(spec)
+    row = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    row["env_kwargs"] = dict(spec.env_kwargs)
+    return row

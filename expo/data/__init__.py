@@ -1,5 +1,10 @@
 """Offline datasets: `load_task_dataset(spec, num_demos, seed)` is the one entry point for training.
 
+The registry entry's `format` names the loader module (FORMATS below); each such module has
+`load_dataset(entry, spec, num_demos, seed) -> dict of arrays` returning the same transition arrays:
+  observations [N, D], next_observations [N, D], actions [N, A], rewards [N] (after the protocol's
+  reward transform; untransformed when spec is None), masks [N] (0 only on true termination),
+  dones [N] (1 at an episode boundary), episode_starts [N] (bool).
 Embedded tasks (TaskSpec.embedded) get their file generated under the data root on first use
 (`expo.data.paths.data_root()`: $EXPO_DATA_ROOT or ~/.cache/expo-suite).
 """
@@ -14,10 +19,17 @@ import numpy as np
 from expo.data.errors import DatasetError
 from expo.data.paths import data_root
 from expo.data.registry import DATASETS, EXPERTS, GeneratedDataset, get_dataset
-from expo.data.robomimic_hdf5 import load_robomimic_hdf5
 from expo.protocol import TaskSpec
 
-__all__ = ["DATASETS", "DatasetError", "data_root", "ensure_generated", "load_task_dataset"]
+__all__ = ["DATASETS", "FORMATS", "DatasetError", "data_root", "ensure_generated", "load_entry", "load_task_dataset"]
+
+# registry format -> loader module (imported lazily: minari, for one, is optional)
+FORMATS = {
+    "robomimic_hdf5": "expo.data.robomimic_hdf5",
+    "d4rl_hdf5": "expo.data.d4rl_hdf5",
+    "awac_npy": "expo.data.awac_npy",
+    "minari": "expo.data.minari_datasets",
+}
 
 
 def ensure_generated(
@@ -46,16 +58,20 @@ def ensure_generated(
 
 
 def load_task_dataset(spec: TaskSpec, num_demos: Optional[int] = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """The offline transitions for `spec` (keys and conventions: expo.data.robomimic_hdf5).
+    """The offline transitions of spec.dataset for `spec` (keys and conventions: the module docstring).
 
-    `num_demos` demos are drawn from the file with np.random.default_rng(seed) (None: all of them);
-    runs normally pass spec.num_demos and their own seed. Embedded datasets are generated if missing.
+    `num_demos` demos are drawn with np.random.default_rng(seed) (None: all of them); runs normally
+    pass spec.num_demos and their own seed. Embedded datasets are generated if missing.
     """
-    if spec.domain not in ("robomimic", "mimicgen"):
-        raise NotImplementedError(f"dataset loading for domain {spec.domain!r} (task {spec.name!r})")
-    entry = get_dataset(spec.dataset)
+    return load_entry(get_dataset(spec.dataset), spec, num_demos, seed)
+
+
+def load_entry(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
+    """Load a registry entry through its format's loader (generating an embedded file if missing)."""
+    import importlib
+
     if isinstance(entry, GeneratedDataset):
         ensure_generated(entry)
-    return load_robomimic_hdf5(
-        entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec, fix_hint=entry.fix_hint()
-    )
+    if entry.format not in FORMATS:
+        raise ValueError(f"dataset {entry.key!r} has unknown format {entry.format!r}; known: {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[entry.format]).load_dataset(entry, spec, num_demos, seed)

@@ -1,18 +1,65 @@
-"""The datasets the suite knows, and where each one lives. Generation parameters live here only.
+"""The datasets the suite knows: where each file comes from, where it lives, what it must contain.
 
-TaskSpec.dataset (expo/protocol.py) names an entry of DATASETS. A generated entry's file name encodes
-every parameter that changes its content (demos, noise, seed, expert version), so editing any of
-them makes `load_task_dataset` generate a new file instead of silently reusing an old one.
+TaskSpec.dataset (expo/protocol.py) names an entry of DATASETS. Two kinds of entries:
+  - ExternalDataset: public files fetched from their official location by
+    `python -m expo.data fetch <task|dataset>` into the data root (expo/data/paths.py), checked by
+    `python -m expo.data verify`. `expected` holds the facts known for the public files (transition
+    or demo counts), which verify compares against.
+  - GeneratedDataset: demonstrations written on this machine by a scripted expert (an embedded task).
+    The file name encodes every parameter that changes its content (demos, noise, seed, expert
+    version), so editing any of them makes `load_task_dataset` generate a new file instead of
+    silently reusing an old one.
+Every entry has a `format`, the name of the loader module in expo/data/ (see expo/data/__init__.py).
+Generation parameters, download locations and known counts live here only.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from expo.data.experts import lift as lift_expert
 from expo.data.paths import data_root
 from expo.envs.robomimic import ROBOMIMIC_OBS_KEYS
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file: saved as data_root() / relpath.
+
+    With `member`, `url` is an archive (zip / tar.*) and the file is that member of it.
+    """
+
+    relpath: str
+    url: str
+    member: Optional[str] = None
+    size: Optional[int] = None    # bytes, when known (fetch checks it)
+    sha256: Optional[str] = None  # when known (verify checks it)
+
+    def path(self) -> Path:
+        return data_root() / self.relpath
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalDataset:
+    """Public data obtained from its official location."""
+
+    key: str
+    format: str                       # loader module: robomimic_hdf5 | d4rl_hdf5 | awac_npy | minari
+    files: tuple[RemoteFile, ...]
+    description: str                  # what the data are and how the suite composes them (docs)
+    expected: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # facts verify checks
+    obs_keys: tuple[str, ...] = ()    # robomimic / MimicGen low-dim keys
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)   # format-specific
+
+    def path(self) -> Path:
+        return self.files[0].path()
+
+    def paths(self) -> list[Path]:
+        return [f.path() for f in self.files]
+
+    def fix_hint(self) -> str:
+        return f"`python -m expo.data fetch {self.key}` (data root: {data_root()}, set EXPO_DATA_ROOT to move it)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +72,16 @@ class GeneratedDataset:
     noise: float  # std of the expert's action noise (see expo/data/experts/<expert>.py)
     seed: int
     obs_keys: tuple[str, ...]
+    description: str = ""
+    format: str = "robomimic_hdf5"
 
     def path(self) -> Path:
         version = EXPERTS[self.expert][1]
         name = f"{self.key}_n{self.num_demos}_noise{self.noise:g}_seed{self.seed}_expert-v{version}.hdf5"
         return data_root() / "generated" / name
+
+    def paths(self) -> list[Path]:
+        return [self.path()]
 
     def fix_hint(self) -> str:
         return (
@@ -38,39 +90,85 @@ class GeneratedDataset:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class ExternalDataset:
-    """A file obtained elsewhere (e.g. a robomimic release), expected under the data root."""
-
-    key: str
-    relpath: str
-    obs_keys: tuple[str, ...]
-    source: str  # where to get it
-
-    def path(self) -> Path:
-        return data_root() / self.relpath
-
-    def fix_hint(self) -> str:
-        return f"{self.source}, saved as {self.path()} (or set EXPO_DATA_ROOT)"
-
+Dataset = Union[ExternalDataset, GeneratedDataset]
 
 # expert name -> (generate(path, num_demos, noise, seed, max_attempts=None, progress=False), version)
 EXPERTS: dict[str, tuple[Callable[..., dict], int]] = {
     "lift": (lift_expert.generate_lift_dataset, lift_expert.EXPERT_VERSION),
 }
 
-# Noise 0.3: the expert still succeeds in every episode, but an imitation-only diffusion policy trained
-# on the 10 demos a run draws does not solve Lift (measured at mini scale: 0.70 / 0.75 / 0.65 success
-# for seeds 0 / 1 / 2), which leaves RL something to improve (README, "Measured on this machine").
-DATASETS: dict[str, Union[GeneratedDataset, ExternalDataset]] = {
-    "lift_scripted": GeneratedDataset(
-        key="lift_scripted", expert="lift", num_demos=50, noise=0.3, seed=0, obs_keys=ROBOMIMIC_OBS_KEYS
-    ),
-    "robomimic_lift_ph": ExternalDataset(
-        key="robomimic_lift_ph",
-        relpath="robomimic/lift/ph/low_dim.hdf5",
+_D4RL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/ant_maze_v2"
+_D4RL_FILES = {  # D4RL's infos.py: antmaze-{medium,large}-{play,diverse}-v2
+    ("medium", "play"): "Ant_maze_big-maze_noisy_multistart_True_multigoal_False_sparse_fixed.hdf5",
+    ("medium", "diverse"): "Ant_maze_big-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5",
+    ("large", "play"): "Ant_maze_hardest-maze_noisy_multistart_True_multigoal_False_sparse_fixed.hdf5",
+    ("large", "diverse"): "Ant_maze_hardest-maze_noisy_multistart_True_multigoal_True_sparse_fixed.hdf5",
+}
+
+
+def _d4rl_antmaze(maze: str, data: str) -> ExternalDataset:
+    name = f"antmaze-{maze}-{data}-v2"
+    return ExternalDataset(
+        key=f"d4rl_antmaze_{maze}_{data}_v2",
+        format="d4rl_hdf5",
+        files=(RemoteFile(f"d4rl/{name}.hdf5", f"{_D4RL}/{_D4RL_FILES[maze, data]}"),),
+        description=f"D4RL {name}: 1M transitions of a goal-reaching ant ({data} goals), all of them",
+        expected={"transitions": 1_000_000, "obs_dim": 29, "act_dim": 8},
+    )
+
+
+_ROBOMIMIC = "http://downloads.cs.stanford.edu/downloads/rt_benchmark"
+
+
+def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
+    return ExternalDataset(
+        key=f"robomimic_{task}_{kind}",
+        format="robomimic_hdf5",
+        files=(RemoteFile(f"robomimic/{task}/{kind}/low_dim_v141.hdf5", f"{_ROBOMIMIC}/{task}/{kind}/low_dim_v141.hdf5"),),
+        description=f"robomimic v0.1 {task.capitalize()} {kind.upper()} low_dim ({demos} demos, robosuite 1.4.1)",
+        expected={"demos": demos},
         obs_keys=ROBOMIMIC_OBS_KEYS,
-        source="download robomimic v0.1 Lift PH low_dim.hdf5 (robomimic's scripts/download_datasets.py)",
+    )
+
+
+_AWAC_NOTE = "first 90% of the trajectories of {h}2_sparse.npy (expert) + first 90% of {h}_bc_sparse4.npy (BC)"
+
+DATASETS: dict[str, Dataset] = {
+    # Noise 0.3: the expert still succeeds in every episode, but an imitation-only diffusion policy
+    # trained on the 10 demos a run draws does not solve Lift (measured at mini scale: 0.70 / 0.75 /
+    # 0.65 success for seeds 0 / 1 / 2), which leaves RL something to improve (README).
+    "lift_scripted": GeneratedDataset(
+        key="lift_scripted", expert="lift", num_demos=50, noise=0.3, seed=0, obs_keys=ROBOMIMIC_OBS_KEYS,
+        description="50 demos of a noisy scripted expert (noise 0.3) in robosuite 1.5 Lift, generated here",
+    ),
+    **{d.key: d for d in (_d4rl_antmaze(m, k) for m in ("medium", "large") for k in ("play", "diverse"))},
+    **{
+        f"awac_{h}_binary": ExternalDataset(
+            key=f"awac_{h}_binary",
+            format="awac_npy",
+            # The AWAC release (one archive of .npy files); fetch unpacks the two files each task needs.
+            files=(
+                RemoteFile(f"awac/{h}2_sparse.npy", ""),
+                RemoteFile(f"awac/{h}_bc_sparse4.npy", ""),
+            ),
+            description="AWAC Adroit binary: " + _AWAC_NOTE.format(h=h),
+            expected={"obs_dim": dims[0], "act_dim": dims[1]},
+        )
+        for h, dims in (("pen", (45, 24)), ("door", (39, 28)), ("relocate", (39, 30)))
+    },
+    "robomimic_lift_ph": _robomimic("lift", "ph", 200),
+    "robomimic_can_mh": _robomimic("can", "mh", 300),
+    "robomimic_square_ph": _robomimic("square", "ph", 200),
+    # MimicGen (Table 2): the authors subsampled 10 human source demos + generated demos.
+    "mimicgen_threading": ExternalDataset(
+        key="mimicgen_threading", format="robomimic_hdf5", files=(), obs_keys=ROBOMIMIC_OBS_KEYS,
+        description="MimicGen Threading: 10 human source demos + 40 MimicGen-generated (Table 2)",
+        expected={"demos": 50},
+    ),
+    "mimicgen_stack": ExternalDataset(
+        key="mimicgen_stack", format="robomimic_hdf5", files=(), obs_keys=ROBOMIMIC_OBS_KEYS,
+        description="MimicGen Stack: 10 human source demos + 190 MimicGen-generated (Table 2)",
+        expected={"demos": 200},
     ),
 }
 
@@ -78,7 +176,7 @@ DATASETS: dict[str, Union[GeneratedDataset, ExternalDataset]] = {
 DEFAULT_FOR_EXPERT = {"lift": "lift_scripted"}
 
 
-def get_dataset(key: str) -> Union[GeneratedDataset, ExternalDataset]:
+def get_dataset(key: str) -> Dataset:
     if key not in DATASETS:
         raise KeyError(f"unknown dataset {key!r}; known: {', '.join(sorted(DATASETS))}")
     return DATASETS[key]

@@ -120,6 +120,14 @@ def load_robomimic_hdf5(
     }
 
 
+def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
+    """The registry interface (expo/data/__init__.py): one robomimic-format file per entry."""
+    if not entry.paths():
+        raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: {entry.fix_hint()}")
+    return load_robomimic_hdf5(entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec,
+                               fix_hint=entry.fix_hint())
+
+
 def _filtered(f: h5py.File, names: list[str], filter_key: str, fail) -> list[str]:
     if f"mask/{filter_key}" not in f:
         raise fail(f"no filter key mask/{filter_key}")

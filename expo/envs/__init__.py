@@ -1,16 +1,30 @@
-"""Environment construction: `make_env(spec, seed)` dispatches on the task's domain."""
+"""Environment construction: `make_env(spec, seed)` dispatches on the task's domain.
+
+Every domain module returns a gymnasium Env with the suite's conventions: float32 observations of
+spec.obs_dim, actions clipped to the [-1, 1] box of spec.act_dim, the simulator's raw reward (the
+learner's transform is TaskSpec.transform_reward, applied by the training loop), terminated only on
+a true termination (spec.terminate_on), truncated at spec.horizon, and info["success"] every step.
+"""
 from __future__ import annotations
+
+import importlib
 
 import gymnasium as gym
 
 from expo.protocol import TaskSpec
 
+# domain -> (module, maker); modules are imported lazily (robosuite alone takes ~1 s to import)
+MAKERS = {
+    "robomimic": ("expo.envs.robomimic", "make_robomimic_env"),
+    "antmaze": ("expo.envs.antmaze", "make_antmaze_env"),
+    "adroit": ("expo.envs.adroit", "make_adroit_env"),
+    "mimicgen": ("expo.envs.mimicgen", "make_mimicgen_env"),
+}
+
 
 def make_env(spec: TaskSpec, seed: int, **kwargs) -> gym.Env:
-    """A gymnasium env for `spec` with the suite's conventions (clipped actions, horizon = truncation,
-    info["success"]). Extra keyword arguments go to the domain's constructor."""
-    if spec.domain == "robomimic":
-        from expo.envs.robomimic import make_robomimic_env  # lazy: robosuite import takes ~1 s
-
-        return make_robomimic_env(spec, seed, **kwargs)
-    raise NotImplementedError(f"environment domain {spec.domain!r} (task {spec.name!r}) is not implemented yet")
+    """A gymnasium env for `spec`; extra keyword arguments go to the domain's maker."""
+    if spec.domain not in MAKERS:
+        raise ValueError(f"task {spec.name!r} has unknown domain {spec.domain!r}; known: {', '.join(MAKERS)}")
+    module, maker = MAKERS[spec.domain]
+    return getattr(importlib.import_module(module), maker)(spec, seed, **kwargs)

@@ -96,6 +96,6 @@ def test_truncation_at_horizon():
         short.close()
 
 
-def test_unknown_domain_is_not_implemented():
-    with pytest.raises(NotImplementedError, match="antmaze"):
-        make_env(dataclasses.replace(SPEC, domain="antmaze"), seed=0)
+def test_unknown_domain_is_one_line_error():
+    with pytest.raises(ValueError, match="unknown domain 'nope'; known: robomimic"):
+        make_env(dataclasses.replace(SPEC, domain="nope"), seed=0)

@@ -42,7 +42,16 @@ def fail(message: str) -> None:
 
 
 def expand(spec: dict, launcher: dict, run_overrides: dict) -> list[dict]:
-    """One resolved run config per (task, method, seed)."""
+    """One resolved run config per (task, method, seed).
+
+    A run key `task=X` / `method=X` means the same as `tasks=X` / `methods=X`: it selects from the
+    grid instead of being overwritten by the grid's own list."""
+    run_overrides = dict(run_overrides)
+    for single, plural in (("task", "tasks"), ("method", "methods")):
+        if single in run_overrides:
+            if plural in launcher:
+                raise config_lib.ConfigError(f"give either {single}= or {plural}=, not both")
+            launcher = {**launcher, plural: str(run_overrides.pop(single))}
     tasks = launcher.get("tasks", spec["tasks"])
     methods = launcher.get("methods", spec["methods"])
     tasks = tasks.split(",") if isinstance(tasks, str) else list(tasks)
@@ -66,6 +75,23 @@ def is_finished(run_dir: Path, cfg: dict) -> bool:
     except (OSError, ValueError):
         return False
     return bool(status.get("finished")) and status.get("env_steps") == cfg["steps"]
+
+
+def missing_data(runs: list[dict]) -> str | None:
+    """One line naming the first downloadable dataset the runs need that is not on disk, or None.
+
+    Checked before anything starts, so a grid never launches runs that can only fail. (Generated
+    datasets are written by the first run that needs them; each loader still checks the content.)"""
+    from expo.data.registry import ExternalDataset, get_dataset
+
+    for name in dict.fromkeys(cfg["dataset"]["name"] for cfg in runs):
+        entry = get_dataset(name)
+        if not isinstance(entry, ExternalDataset) or entry.format == "minari":
+            continue
+        absent = [p for p in entry.paths() if not p.is_file()] if entry.files else ["(no files registered)"]
+        if absent:
+            return f"dataset {name!r} is not on disk: {absent[0]}; fix: {entry.fix_hint()}"
+    return None
 
 
 def run_one(cfg: dict, threads: int) -> tuple[dict, int, Path]:
@@ -150,6 +176,9 @@ def main(argv: list[str]) -> None:
                   f"pretrain={cfg['pretrain_steps']}")
         return
 
+    missing = missing_data(todo)
+    if missing:
+        fail(missing)
     workers = int(launcher.get("workers", os.cpu_count() or 1))
     threads = 1 if workers > 1 else 0
     start = time.time()

@@ -1,11 +1,13 @@
 """Benchmark: EXPO's jitted per-environment-step update at the paper's and the mini sizes.
 
     python -m expo.bench [--repeats 5] [--only paper|mini]
+    python -m expo.bench --envs [--env-steps 1000] [--tasks lift,can]
 
 Prints, per scale, the time to the first finished update (compilation included), the steady time
 per update call (= per environment step: one call does the utd critic steps, one base-policy and
 one edit-policy update) and env-steps/s of learning; one acting call (the OTF policy for one
-state); and this machine's fp32 matmul GFLOP/s for context.
+state); and this machine's fp32 matmul GFLOP/s for context. With --envs: every task's simulator
+speed (uniform random actions in one env, resets included), and its construction time.
 """
 from __future__ import annotations
 
@@ -66,6 +68,41 @@ def bench_scale(scale: str, repeats: int) -> dict:
             "act_ms": 1000 * float(np.median(act_times))}
 
 
+def bench_env(task: str, steps: int) -> dict:
+    """Env steps/s of one environment under uniform random actions (resets included)."""
+    from expo.envs import make_env
+
+    spec = get_task(task)
+    t0 = time.perf_counter()
+    env = make_env(spec, seed=0)
+    make_s = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    episodes = 0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, spec.act_dim).astype(np.float32))
+        if terminated or truncated:
+            episodes += 1
+            env.reset(seed=episodes)
+    seconds = time.perf_counter() - t0
+    env.close()
+    return {"task": task, "backend": spec.env_backend, "obs": spec.obs_dim, "act": spec.act_dim,
+            "make_s": make_s, "steps_per_s": steps / seconds}
+
+
+def bench_envs(tasks: list[str], steps: int) -> None:
+    print(f"{'task':28} {'obs':>4} {'act':>4} {'make s':>7} {'steps/s':>8}  backend")
+    for task in tasks:
+        try:
+            r = bench_env(task, steps)
+        except ImportError as e:  # an optional simulator (MimicGen) that is not installed
+            print(f"{task:28} unavailable: {' '.join(str(e).split())[:100]}", flush=True)
+            continue
+        print(f"{r['task']:28} {r['obs']:>4} {r['act']:>4} {r['make_s']:>7.2f} {r['steps_per_s']:>8.0f}  "
+              f"{r['backend']}", flush=True)
+
+
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     f = jax.jit(lambda x: x @ x)
@@ -80,9 +117,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["paper", "mini"])
+    parser.add_argument("--envs", action="store_true", help="simulator speed of every task instead")
+    parser.add_argument("--env-steps", type=int, default=1000)
+    parser.add_argument("--tasks", help="comma-separated tasks for --envs (default: all)")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"jax {jax.__version__} on {jax.devices()[0].platform}")
+    if args.envs:
+        from expo.protocol import TASKS
+
+        bench_envs(args.tasks.split(",") if args.tasks else list(TASKS), args.env_steps)
+        return
     print(f"matmul 2048^3 fp32: {matmul_gflops():.0f} GFLOP/s")
     print(f"{'scale':6} {'utd':>4} {'batch':>5} {'N':>3} {'T':>3} {'width':>5} "
           f"{'first update s':>14} {'update s/env-step':>17} {'env-steps/s':>11} {'act ms':>7}")

@@ -2,6 +2,7 @@
 import csv
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,20 @@ def test_launcher_skips_only_runs_finished_with_the_same_length(tmp_path):
     (run_dir / "status.json").write_text(json.dumps({"finished": True, "env_steps": 10}))
     assert is_finished(run_dir, {"steps": 10})
     assert not is_finished(run_dir, {"steps": 20})  # a longer grid redoes the run
+
+
+def test_launcher_task_key_selects_the_task_and_checks_data_first(tmp_path):
+    # task= picks the grid's task (it is not overwritten by the grid's own task list)...
+    out = launch("figure=quickstart", "task=can", "dry_run=true", f"results_dir={tmp_path}", "seeds=1")
+    assert out.returncode == 0, out.stderr
+    assert "quickstart/can/expo/seed_0" in out.stdout and "/lift/" not in out.stdout
+    # ...and a grid whose data are not downloaded stops before any run, naming the file and the fix.
+    env = dict(os.environ, EXPO_DATA_ROOT=str(tmp_path / "data"))
+    out = subprocess.run([sys.executable, "experiments/launch.py", "figure=quickstart", "task=can",
+                          f"results_dir={tmp_path}", "seeds=1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode != 0
+    assert "low_dim_v141.hdf5" in out.stderr and "python -m expo.data fetch robomimic_can_mh" in out.stderr
+    assert not (tmp_path / "quickstart").exists()
+    out = launch("figure=quickstart", "task=lift", "tasks=lift", "dry_run=true")
+    assert out.returncode != 0 and "not both" in out.stderr

@@ -79,10 +79,13 @@ def _antmaze(name: str, maze: str, data: str) -> TaskSpec:
         dataset=f"d4rl_antmaze_{maze}_{data}_v2", num_demos=None, embedded=False,
         env_kwargs={"maze": maze},
         deviations=(
-            "gymnasium-robotics AntMaze (maintained, mujoco 3) stands in for D4RL's mujoco_py env: "
-            "same maze map, fixed start and goal, success radius 0.5 and horizon 1000; its 27-dim "
-            "observation preceded by the achieved goal is D4RL's 29-dim observation, translated into "
-            "the D4RL dataset frame (expo/envs/antmaze.py). The ant model is gymnasium-robotics'. "
+            "gymnasium-robotics AntMaze (maintained, MuJoCo 3) stands in for D4RL's mujoco_py env: "
+            "same maze map, start and goal distributions (the goal cell plus D4RL's uniform noise, "
+            "re-drawn at each reset), success radius 0.5 and horizon 1000; its 27-dim observation "
+            "preceded by the achieved goal is D4RL's 29-dim observation, translated into the D4RL "
+            "dataset frame (expo/envs/antmaze.py). The ant is gymnasium's with D4RL's physics set on "
+            "the compiled model (timestep 0.02, torque 30 x action, D4RL contact softness); "
+            "MuJoCo 3.3 instead of MuJoCo 2.1 remains. "
             "The goal is reached -> terminated (mask 0); the time limit is truncation."
         ),
     )

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from expo import buffers, config as config_lib, protocol
 from expo.data import DatasetError, load_task_dataset
-from expo.envs import make_env
+from expo.envs import dataset_maker_kwargs, make_env
 from expo.evaluate import evaluate
 from expo.logger import RunLogger, atomic_write_text, run_dir_for
 from expo.seeding import episode_seed, jax_key, numpy_rng
@@ -42,8 +42,9 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     data_spec = dataclasses.replace(spec, dataset=cfg["dataset"]["name"])
     data = load_task_dataset(data_spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
     offline = buffers.TransitionStore(data)
-    env = make_env(spec, seed=seed)
-    eval_env = make_env(spec, seed=seed + 1)
+    maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
+    env = make_env(spec, seed=seed, **maker_kwargs)
+    eval_env = make_env(spec, seed=seed + 1, **maker_kwargs)
     agent = module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg)
     logger = RunLogger(run_dir, cfg)
 
@@ -132,10 +133,12 @@ def main(argv: list[str] | None = None) -> None:
         cfg = config_lib.build_config(config_lib.parse_overrides(argv))
     except (config_lib.ConfigError, KeyError) as e:
         sys.exit(f"error: {e.args[0] if e.args else e}")
+    from expo.envs.mimicgen import MimicGenUnavailable
+
     try:
         run_dir = train(cfg)
-    except DatasetError as e:  # missing or malformed data: one line naming the file and the fix
-        sys.exit(f"error: {e}")
+    except (DatasetError, MimicGenUnavailable) as e:  # one line naming what is missing and the fix
+        sys.exit(f"error: {' '.join(str(e).split())}")
     print(f"wrote {run_dir}")
 
 

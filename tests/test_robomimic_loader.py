@@ -216,3 +216,90 @@ def test_load_task_dataset_generates_once(tmp_path, monkeypatch):
     assert tiny.path().stat().st_mtime_ns == mtime  # reused, not regenerated
     with pytest.raises(DatasetError, match="asked for 3 demos, the file has 2.*generate lift"):
         load_task_dataset(SPEC, num_demos=3, seed=0)
+
+
+def write_generated_file(path, num_demos, lengths=(3, 4, 5)):
+    """A MimicGen-generated layout: obs, actions, states, datagen_info; no rewards, dones or next_obs."""
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        for k in range(num_demos):
+            n = lengths[k % len(lengths)]
+            g = data.create_group(f"demo_{k}")
+            for key, width in WIDTHS.items():
+                g.create_dataset(f"obs/{key}", data=np.full((n, width), 500 + k + 0.001 * np.arange(n)[:, None]))
+            g.create_dataset("actions", data=np.full((n, 7), -k / 100.0))
+            g.create_dataset("states", data=np.zeros((n, 32)))
+            g.create_dataset("datagen_info/eef_pose", data=np.zeros((n, 4, 4)))
+            g.attrs["num_samples"] = n
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {}})
+
+
+@pytest.fixture
+def composed_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPO_DATA_ROOT", str(tmp_path))
+    write_v01_file(tmp_path / "source.hdf5")  # 4 human demos with rewards and next_obs
+    write_generated_file(tmp_path / "gen.hdf5", num_demos=6)
+    return registry.ExternalDataset(
+        key="composed_test", format="robomimic_hdf5",
+        files=(registry.RemoteFile("source.hdf5", ""), registry.RemoteFile("gen.hdf5", "")),
+        description="test", obs_keys=ROBOMIMIC_OBS_KEYS,
+        options={"compose": (4, 3), "missing_rewards": "success_at_end"},
+    )
+
+
+def test_composed_dataset_takes_k_demos_per_file(composed_entry):
+    from expo.data import load_entry
+
+    with pytest.warns(UserWarning, match=r"gen\.hdf5: 3 demos have no 'rewards'"):
+        d = load_entry(composed_entry, SPEC, num_demos=None, seed=0)
+    starts = d["episode_starts"]
+    assert starts.sum() == 7
+    np.testing.assert_array_equal(d["file_ids"][starts], [0, 0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(d["demo_ids"][starts][:4], [0, 1, 2, 10])  # the whole 4-demo file
+    gen_ids = d["demo_ids"][starts][4:]
+    expected = np.sort(np.random.default_rng(np.random.SeedSequence([0, 1]).generate_state(1)[0]).choice(6, 3, replace=False))
+    np.testing.assert_array_equal(gen_ids, expected)  # seeded draw, stream 1 of the run seed, numeric order
+    gen = d["file_ids"] == 1
+    # no rewards in the file: reward 1 (terminal) on each generated demo's last transition only
+    ends = np.flatnonzero(gen & (d["dones"] == 1))
+    np.testing.assert_array_equal(d["rewards"][gen].sum(), 3.0)
+    np.testing.assert_array_equal(d["rewards"][ends], 1.0)
+    np.testing.assert_array_equal(d["masks"][ends], 0.0)
+    # no next_obs in the file: s'_t = s_{t+1} inside a demo
+    first = np.flatnonzero(gen)[0]
+    np.testing.assert_allclose(d["next_observations"][first], d["observations"][first + 1])
+    np.testing.assert_allclose(d["observations"][gen][:, 0] // 1, 500 + np.repeat(gen_ids, [3 if i % 3 == 0 else 4 if i % 3 == 1 else 5 for i in gen_ids]))
+
+    def picked(seed):
+        with pytest.warns(UserWarning):
+            out = load_entry(composed_entry, SPEC, num_demos=7, seed=seed)
+        return tuple(out["demo_ids"][out["episode_starts"]][4:])
+
+    assert picked(0) == tuple(gen_ids) and len({picked(s) for s in range(8)}) > 1
+
+
+def test_composed_dataset_errors(composed_entry, tmp_path):
+    from expo.data import load_entry
+
+    with pytest.raises(DatasetError, match=r"has 7 demos \(4 \+ 3\), 5 were asked for; fix: use num_demos=7"):
+        load_entry(composed_entry, SPEC, num_demos=5, seed=0)
+    strict = dataclasses.replace(composed_entry, options={"compose": (4, 3)})
+    with pytest.raises(DatasetError, match=r"gen\.hdf5: data/demo_\d+ has no 'rewards'"):
+        load_entry(strict, SPEC, num_demos=None, seed=0)
+    too_many = dataclasses.replace(composed_entry, options={"compose": (4, 7), "missing_rewards": "success_at_end"})
+    with pytest.raises(DatasetError, match="asked for 7 demos, the file has 6"):
+        load_entry(too_many, SPEC, num_demos=None, seed=0)
+
+
+def test_mimicgen_registry_entries_match_table_2():
+    from expo.protocol import get_task
+
+    for task, generated in (("threading", 40), ("stack", 190)):
+        entry = registry.DATASETS[f"mimicgen_{task}"]
+        spec = get_task(task)
+        assert entry.options["compose"] == (10, generated) and sum(entry.options["compose"]) == spec.num_demos
+        assert entry.expected["demos"] == spec.num_demos
+        hf = "https://huggingface.co/datasets/amandlek/mimicgen_datasets/resolve/main"
+        assert [f.url for f in entry.files] == [f"{hf}/source/{task}.hdf5", f"{hf}/core/{task}_d0.hdf5"]
+    for key, demos in (("robomimic_lift_ph", 200), ("robomimic_can_mh", 300), ("robomimic_square_ph", 200)):
+        assert registry.DATASETS[key].expected["demos"] == demos

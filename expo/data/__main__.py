@@ -1,4 +1,12 @@
-"""`python -m expo.data generate lift [--noise X] [--num-demos K] [--seed S] [--out PATH] [--force]`"""
+"""Dataset commands (data root: $EXPO_DATA_ROOT, else ~/.cache/expo-suite):
+
+  python -m expo.data fetch <task|dataset|all> [--force] [--no-progress] [--retries N]
+  python -m expo.data verify [task|dataset|all] [--no-hash]
+  python -m expo.data generate lift [--noise X] [--num-demos K] [--seed S] [--out PATH] [--force]
+
+The logic lives in expo/data/fetch.py, expo/data/verify.py and expo/data/__init__.py; this file only
+parses arguments. Exit status 0 means everything asked for is present and ok.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,8 +19,20 @@ from expo.data.registry import DATASETS, DEFAULT_FOR_EXPERT, EXPERTS
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m expo.data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m expo.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    fetch = sub.add_parser("fetch", help="download datasets from their official locations (resumable)")
+    fetch.add_argument("name", help="a task (its dataset), a dataset key, or 'all' (the paper tasks' downloads)")
+    fetch.add_argument("--force", action="store_true", help="download again even if the file is present")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    fetch.add_argument("--retries", type=int, default=2, help="resume an interrupted download this often (default 2)")
+
+    verify = sub.add_parser("verify", help="check the datasets on disk against the registry and the protocol")
+    verify.add_argument("name", nargs="?", default=None, help="a task or dataset key (default: every task's dataset)")
+    verify.add_argument("--no-hash", action="store_true", help="skip the sha256 checks (faster)")
+
     gen = sub.add_parser("generate", help="generate an embedded dataset with its scripted expert")
     gen.add_argument("expert", choices=sorted(EXPERTS))
     gen.add_argument("--noise", type=float, help="std of the expert's action noise (default: registry)")
@@ -23,6 +43,41 @@ def main(argv=None) -> int:
     gen.add_argument("--force", action="store_true", help="regenerate even if the file exists")
     args = parser.parse_args(argv)
 
+    if args.command == "fetch":
+        return _fetch(args)
+    if args.command == "verify":
+        return _verify(args)
+    return _generate(args)
+
+
+def _fetch(args) -> int:
+    from expo.data.fetch import fetch
+
+    try:
+        failed = fetch(args.name, force=args.force, progress=not args.no_progress, retries=args.retries)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    if failed:
+        print(f"not fetched: {', '.join(failed)} (see the messages above)")
+        return 1
+    print("done; check with `python -m expo.data verify" + ("" if args.name == "all" else f" {args.name}") + "`")
+    return 0
+
+
+def _verify(args) -> int:
+    from expo.data.verify import format_table, verify
+
+    try:
+        rows = verify(args.name, check_hash=not args.no_hash)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _generate(args) -> int:
     entry = DATASETS[DEFAULT_FOR_EXPERT[args.expert]]
     overrides = {k: v for k, v in (("noise", args.noise), ("num_demos", args.num_demos), ("seed", args.seed))
                  if v is not None}

@@ -131,7 +131,42 @@ def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
     )
 
 
+# MimicGen's Hugging Face dataset repo (mimicgen/__init__.py: HF_REPO_ID, DATASET_REGISTRY): "source" holds
+# the 10 human demos per task, "core" the 1000 generated demos per task variant (docs/datasets/
+# mimicgen_corl_2023.md). Generated files have no rewards (MimicGen's write_demo_to_hdf5), hence
+# missing_rewards; the loader composes 10 + k demos (expo/data/robomimic_hdf5.py).
+_MIMICGEN = "https://huggingface.co/datasets/amandlek/mimicgen_datasets/resolve/main"
+
+
+def _mimicgen(task: str, generated: int) -> ExternalDataset:
+    return ExternalDataset(
+        key=f"mimicgen_{task}",
+        format="robomimic_hdf5",
+        files=(
+            RemoteFile(f"mimicgen/source/{task}.hdf5", f"{_MIMICGEN}/source/{task}.hdf5"),
+            RemoteFile(f"mimicgen/core/{task}_d0.hdf5", f"{_MIMICGEN}/core/{task}_d0.hdf5"),
+        ),
+        description=(
+            f"MimicGen {task.capitalize()}: the 10 human source demos + {generated} of the 1000 generated "
+            f"{task}_d0 demos, drawn with the run's seed (Table 2: {10 + generated})"
+        ),
+        expected={"demos": 10 + generated},
+        obs_keys=ROBOMIMIC_OBS_KEYS,
+        options={"compose": (10, generated), "missing_rewards": "success_at_end"},
+    )
+
+
 _AWAC_NOTE = "first 90% of the trajectories of {h}2_sparse.npy (expert) + first 90% of {h}_bc_sparse4.npy (BC)"
+# The AWAC dexterous-manipulation archive (Google Drive file 1SsVaQKZnY5UkuR78WrInp9XxTdKHbF0x), linked by
+# the AWAC code (rlkit examples/awac/hand/awac1.py and README) and RLPD's README ("download and unzip
+# .npy files into ~/.datasets/awac-data/"); the .npy files sit at the top level of the archive (a TFDS
+# builder for it reads <extracted>/pen2_sparse.npy). EXPO's README links Cal-QL's re-upload instead
+# (Drive id 1yUdJnGgYit94X_AvV6JJP5Y3Lx2JF30Y, unpacked into offpolicy_hand_data/), with the same file
+# names read by the same (RLPD) loader; its inner layout is not documented, so the AWAC original is used.
+_AWAC_URL = "https://drive.google.com/uc?export=download&id=1SsVaQKZnY5UkuR78WrInp9XxTdKHbF0x"
+# Known facts per task. pen: rlkit's copy of pen2_sparse.npy (tests/regression/awac/hand) holds 25
+# demos of 199 steps each (200 rewards each); counts for the other files are not published.
+_AWAC_EXPECTED = {"pen": {"expert_trajectories": 25, "expert_trajectory_length": 199}}
 
 DATASETS: dict[str, Dataset] = {
     # Noise 0.3: the expert still succeeds in every episode, but an imitation-only diffusion policy
@@ -142,34 +177,36 @@ DATASETS: dict[str, Dataset] = {
         description="50 demos of a noisy scripted expert (noise 0.3) in robosuite 1.5 Lift, generated here",
     ),
     **{d.key: d for d in (_d4rl_antmaze(m, k) for m in ("medium", "large") for k in ("play", "diverse"))},
+    # Optional backend: Minari's re-recorded antmaze data (not D4RL's files; see expo/data/minari_datasets.py).
+    **{
+        f"minari_antmaze_{m}_{k}": ExternalDataset(
+            key=f"minari_antmaze_{m}_{k}", format="minari", files=(),
+            description=f"Minari D4RL/antmaze/{m}-{k}-v1 (re-recorded in gymnasium-robotics, converted to the D4RL frame)",
+            options={"dataset_id": f"D4RL/antmaze/{m}-{k}-v1", "maze": m},
+        )
+        for m in ("medium", "large") for k in ("play", "diverse")
+    },
     **{
         f"awac_{h}_binary": ExternalDataset(
             key=f"awac_{h}_binary",
             format="awac_npy",
             # The AWAC release (one archive of .npy files); fetch unpacks the two files each task needs.
+            # Order matters: expo/data/awac_npy.py reads files[0] as the expert file, files[1] as BC.
             files=(
-                RemoteFile(f"awac/{h}2_sparse.npy", ""),
-                RemoteFile(f"awac/{h}_bc_sparse4.npy", ""),
+                RemoteFile(f"awac/{h}2_sparse.npy", _AWAC_URL, member=f"{h}2_sparse.npy"),
+                RemoteFile(f"awac/{h}_bc_sparse4.npy", _AWAC_URL, member=f"{h}_bc_sparse4.npy"),
             ),
             description="AWAC Adroit binary: " + _AWAC_NOTE.format(h=h),
-            expected={"obs_dim": dims[0], "act_dim": dims[1]},
+            expected={"obs_dim": dims[0], "act_dim": dims[1], **_AWAC_EXPECTED.get(h, {})},
         )
         for h, dims in (("pen", (45, 24)), ("door", (39, 28)), ("relocate", (39, 30)))
     },
     "robomimic_lift_ph": _robomimic("lift", "ph", 200),
     "robomimic_can_mh": _robomimic("can", "mh", 300),
     "robomimic_square_ph": _robomimic("square", "ph", 200),
-    # MimicGen (Table 2): the authors subsampled 10 human source demos + generated demos.
-    "mimicgen_threading": ExternalDataset(
-        key="mimicgen_threading", format="robomimic_hdf5", files=(), obs_keys=ROBOMIMIC_OBS_KEYS,
-        description="MimicGen Threading: 10 human source demos + 40 MimicGen-generated (Table 2)",
-        expected={"demos": 50},
-    ),
-    "mimicgen_stack": ExternalDataset(
-        key="mimicgen_stack", format="robomimic_hdf5", files=(), obs_keys=ROBOMIMIC_OBS_KEYS,
-        description="MimicGen Stack: 10 human source demos + 190 MimicGen-generated (Table 2)",
-        expected={"demos": 200},
-    ),
+    # MimicGen (Table 2): 10 human source demos + generated D0 demos (the authors' own subset is not public).
+    "mimicgen_threading": _mimicgen("threading", 40),
+    "mimicgen_stack": _mimicgen("stack", 190),
 }
 
 # `python -m expo.data generate <expert>` starts from this entry's parameters.

@@ -10,6 +10,19 @@ Layout (robomimic v0.1 and the files this suite generates):
       states                 [T, S]   MuJoCo state [time, qpos, qvel]
   mask/<filter_key>          optional: names of the demos in a split ("train", "valid", ...)
 Demos are ordered by their numeric index k (demo_2 before demo_10), never lexically.
+
+Composed datasets (MimicGen, Table 2): a registry entry with options {"compose": [k_1, ..., k_n]} and n
+files takes k_i demos from file i (e.g. Threading: 10 human source demos + 40 generated ones) and
+concatenates them in file order. Within a file the k_i demos are drawn without replacement with the run's
+seed (an independent stream per file), like `num_demos` subsampling: the authors' own 50 / 200-demo
+subsets are not public, so which demos they used is unknown; a seeded draw makes each seed's subset
+reproducible and lets the spread over seeds include the data subset, where "the first k" would silently
+fix one arbitrary subset for every seed. A file with exactly k_i demos (the 10-demo source files) is used
+whole. Files written by MimicGen's generator carry no rewards (its write_demo_to_hdf5 stores actions,
+states, obs and datagen_info only; NVlabs/mimicgen issue #30); options {"missing_rewards":
+"success_at_end"} then gives reward 1 to each demo's last transition: MimicGen keeps only generations that
+succeed (failed ones go to a separate file) and a generated trajectory ends with its last subtask. That
+every released demo's final state is a success was not checked against the files (no downloads here).
 """
 from __future__ import annotations
 
@@ -44,6 +57,7 @@ def load_robomimic_hdf5(
     spec: Optional[TaskSpec] = None,
     filter_key: Optional[str] = None,
     fix_hint: str = DEFAULT_FIX,
+    missing_rewards: Optional[str] = None,
 ) -> dict[str, np.ndarray]:
     """Flat transition arrays from a robomimic-format low-dim file.
 
@@ -61,7 +75,11 @@ def load_robomimic_hdf5(
     plus episode_starts [N] (bool, True at each demo's first transition) and demo_ids [N] (int32,
     the k of demo_<k>). With `spec`, the obs / action widths must match spec.obs_dim / spec.act_dim.
     Any missing file, group, key or inconsistent shape raises DatasetError; nothing is reshaped.
+    `missing_rewards="success_at_end"` accepts demos without `rewards` (MimicGen-generated files): reward
+    1 on each such demo's last transition, 0 elsewhere (a warning names the file); None makes it an error.
     """
+    if missing_rewards not in (None, "success_at_end"):
+        raise ValueError(f"missing_rewards must be None or 'success_at_end', got {missing_rewards!r}")
     path = Path(path)
 
     def fail(what: str) -> DatasetError:
@@ -89,7 +107,18 @@ def load_robomimic_hdf5(
                 raise fail(f"asked for {num_demos} demos, the file has {len(names)}")
             picked = np.random.default_rng(seed).choice(len(names), size=num_demos, replace=False)
             names = [names[i] for i in sorted(picked)]
-        demos = [_read_demo(data[n], f"data/{n}", obs_keys, fail) for n in names]
+        demos = [_read_demo(data[n], f"data/{n}", obs_keys, fail, missing_rewards) for n in names]
+    no_next = sorted({k for d in demos for k in d["derived_next"]})
+    if no_next:
+        count = sum(bool(d["derived_next"]) for d in demos)
+        keys = ", ".join(f"next_obs/{k}" for k in no_next)
+        warnings.warn(f"{path}: {count} demos have no {keys}; using obs shifted by one step", stacklevel=2)
+    derived = [n for n, d in zip(names, demos) if d["derived_rewards"]]
+    if derived:
+        warnings.warn(
+            f"{path}: {len(derived)} demos have no 'rewards'; reward 1 on their last transition (success_at_end)",
+            stacklevel=2,
+        )
 
     widths = {(d["obs"].shape[1], d["actions"].shape[1]) for d in demos}
     if len(widths) != 1:
@@ -121,11 +150,57 @@ def load_robomimic_hdf5(
 
 
 def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
-    """The registry interface (expo/data/__init__.py): one robomimic-format file per entry."""
+    """The registry interface (expo/data/__init__.py).
+
+    One file per entry, or with entry.options["compose"] one count per file (module docstring);
+    entry.options["missing_rewards"] is passed to the reader.
+    """
     if not entry.paths():
         raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: {entry.fix_hint()}")
-    return load_robomimic_hdf5(entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec,
-                               fix_hint=entry.fix_hint())
+    options = getattr(entry, "options", None) or {}
+    missing_rewards = options.get("missing_rewards")
+    if "compose" not in options:
+        return load_robomimic_hdf5(entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec,
+                                   fix_hint=entry.fix_hint(), missing_rewards=missing_rewards)
+    return load_composed(entry.paths(), options["compose"], entry.obs_keys, num_demos=num_demos, seed=seed,
+                         spec=spec, fix_hint=entry.fix_hint(), missing_rewards=missing_rewards)
+
+
+def load_composed(
+    paths: Sequence,
+    counts: Sequence[int],
+    obs_keys: Sequence[str],
+    num_demos: Optional[int] = None,
+    seed: int = 0,
+    spec: Optional[TaskSpec] = None,
+    fix_hint: str = DEFAULT_FIX,
+    missing_rewards: Optional[str] = None,
+) -> dict[str, np.ndarray]:
+    """counts[i] demos from paths[i] (seeded draw, stream i of `seed`), concatenated in file order.
+
+    Same arrays as load_robomimic_hdf5, plus file_ids [N] (int32, i of the file a transition came from;
+    demo_ids stay each file's own demo_<k>). `num_demos`, when given, must equal sum(counts): a run's
+    demo count is the composition's, and a silent mismatch would hide a protocol error.
+    """
+    if len(paths) != len(counts):
+        raise ValueError(f"compose has {len(counts)} counts for {len(paths)} files")
+    total = int(sum(counts))
+    if num_demos is not None and num_demos != total:
+        raise DatasetError(
+            f"the composed dataset has {total} demos ({' + '.join(map(str, counts))}), {num_demos} were asked for; "
+            f"fix: use num_demos={total} or change the registry entry's compose counts"
+        )
+    parts = []
+    for i, (path, k) in enumerate(zip(paths, counts)):
+        file_seed = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0])
+        part = load_robomimic_hdf5(path, obs_keys, num_demos=int(k), seed=file_seed, spec=spec,
+                                   fix_hint=fix_hint, missing_rewards=missing_rewards)
+        part["file_ids"] = np.full(len(part["rewards"]), i, np.int32)
+        parts.append(part)
+    widths = {p["observations"].shape[1] for p in parts}
+    if len(widths) != 1:
+        raise DatasetError(f"composed files disagree on observation width: {sorted(widths)}; fix: {fix_hint}")
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 def _filtered(f: h5py.File, names: list[str], filter_key: str, fail) -> list[str]:
@@ -138,18 +213,24 @@ def _filtered(f: h5py.File, names: list[str], filter_key: str, fail) -> list[str
     return [n for n in names if n in wanted]
 
 
-def _read_demo(g: h5py.Group, where: str, obs_keys: Sequence[str], fail) -> dict:
+def _read_demo(g: h5py.Group, where: str, obs_keys: Sequence[str], fail, missing_rewards=None) -> dict:
     """One demo's arrays, validated: obs/next_obs [T, D] concatenated, actions [T, A], rewards [T]."""
-    for key in ("actions", "rewards", "obs"):
+    required = ("actions", "obs") if missing_rewards else ("actions", "rewards", "obs")
+    for key in required:
         if key not in g:
             raise fail(f"{where} has no '{key}'")
     actions = _array(g, "actions", where, 2, fail)
     horizon = actions.shape[0]
     if horizon == 0:
         raise fail(f"{where} is empty (0 transitions)")
-    rewards = _array(g, "rewards", where, 1, fail, horizon)
+    derived = "rewards" not in g
+    if derived:  # missing_rewards == "success_at_end": the demo's final state is its success
+        rewards = np.zeros(horizon)
+        rewards[-1] = 1.0
+    else:
+        rewards = _array(g, "rewards", where, 1, fail, horizon)
 
-    obs_parts, next_parts = [], []
+    obs_parts, next_parts, derived_next = [], [], []
     for key in obs_keys:
         if key not in g["obs"]:
             raise fail(f"{where}/obs has no key '{key}' (has: {', '.join(sorted(g['obs'].keys()))})")
@@ -159,9 +240,10 @@ def _read_demo(g: h5py.Group, where: str, obs_keys: Sequence[str], fail) -> dict
             if nxt.shape[1] != obs.shape[1]:
                 raise fail(f"{where}/next_obs/{key} has width {nxt.shape[1]}, obs/{key} has {obs.shape[1]}")
         else:
-            # Old robomimic files lack next_obs for some keys: s'_t = s_{t+1}, and the last one repeats.
-            warnings.warn(f"{where} has no next_obs/{key}; using obs shifted by one step", stacklevel=3)
+            # Old robomimic files lack next_obs for some keys, MimicGen's files have none: s'_t = s_{t+1},
+            # and the last one repeats (load_robomimic_hdf5 warns once per file).
             nxt = np.concatenate([obs[1:], obs[-1:]])
+            derived_next.append(key)
         obs_parts.append(obs)
         next_parts.append(nxt)
     return {
@@ -169,6 +251,8 @@ def _read_demo(g: h5py.Group, where: str, obs_keys: Sequence[str], fail) -> dict
         "next_obs": np.concatenate(next_parts, axis=1),
         "actions": actions,
         "rewards": rewards,
+        "derived_rewards": derived,
+        "derived_next": derived_next,
     }
 
 

@@ -29,16 +29,13 @@ With sigma = 0 the expert is deterministic given the env's reset seed.
 """
 from __future__ import annotations
 
-import time
 from typing import Optional
 
-import mujoco
 import numpy as np
-from tqdm import tqdm
 
-from expo.data.robomimic_hdf5 import write_robomimic_hdf5
-from expo.envs import make_env
-from expo.protocol import get_task
+from expo.data.experts.common import (
+    generate_demonstrations, orientation_error, quat_to_mat, rot_z, wrap_quarter_turn, yaw,
+)
 
 # Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
 EXPERT_VERSION = 1
@@ -55,36 +52,6 @@ _ORI_SCALE = 0.5  # radians per unit of OSC orientation action
 _GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below the cube centre (the fingers stop on the table)
 _OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
 _EMPTY_GAP = 0.012  # finger gap below which the gripper closed on nothing (cube side is 4-4.4 cm)
-
-
-def quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
-    x, y, z, w = np.asarray(q_xyzw, dtype=np.float64) / np.linalg.norm(q_xyzw)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def _rot_z(angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _orientation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Axis-angle-like vector rotating `current` towards `target` (small-angle formula, both 3x3)."""
-    return 0.5 * sum(np.cross(current[:, i], target[:, i]) for i in range(3))
-
-
-def _yaw(mat: np.ndarray) -> float:
-    return float(np.arctan2(mat[1, 0], mat[0, 0]))
-
-
-def _wrap_quarter_turn(angle: float) -> float:
-    """Wrap to [-pi/4, pi/4): a cube looks the same every quarter turn."""
-    return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
 
 class LiftExpert:
@@ -130,7 +97,7 @@ class LiftExpert:
         else:
             action[:3] = np.clip(self.gain * (target - eef) / _POS_SCALE, -1.0, 1.0)
         current = quat_to_mat(obs[_EEF_QUAT])
-        action[3:6] = np.clip(_orientation_error(self.target_ori, current) / _ORI_SCALE, -1.0, 1.0)
+        action[3:6] = np.clip(orientation_error(self.target_ori, current) / _ORI_SCALE, -1.0, 1.0)
         action[6] = grip
         if self.noise > 0:
             action = action + self.rng.normal(0.0, self.noise, size=7)
@@ -156,9 +123,9 @@ class LiftExpert:
         if self.phase == "approach":
             # Align the gripper's yaw with the cube's nearest face while travelling.
             # Only yaw changes: the tilt target stays "pointing down" as at reset.
-            eef_yaw = _yaw(quat_to_mat(obs[_EEF_QUAT]))
-            yaw_err = _wrap_quarter_turn(_yaw(quat_to_mat(obs[_CUBE_QUAT])) - eef_yaw)
-            self.target_ori = _rot_z(eef_yaw + yaw_err - _yaw(self.down)) @ self.down
+            eef_yaw = yaw(quat_to_mat(obs[_EEF_QUAT]))
+            yaw_err = wrap_quarter_turn(yaw(quat_to_mat(obs[_CUBE_QUAT])) - eef_yaw)
+            self.target_ori = rot_z(eef_yaw + yaw_err - yaw(self.down)) @ self.down
             if xy_err < self.xy_tol and abs(eef[2] - above[2]) < 0.02 + self.xy_tol and gap > _OPEN_GAP:
                 self._enter("descend")
             return above, -1.0
@@ -199,101 +166,9 @@ class LiftExpert:
 
 # --- dataset generation ----------------------------------------------------------------------------
 
-def rollout(env, expert: LiftExpert, episode_seed: int) -> dict:
-    """One expert episode in `env` (from expo.envs.make_env). Returns the robomimic per-step arrays
-    plus "success" and "length"; the episode ends at success (terminated) or at the horizon."""
-    core = env.unwrapped
-    obs, _ = env.reset(seed=episode_seed)
-    expert.reset(obs)
-    keys = core.obs_keys
-    steps = {"obs": [], "next_obs": [], "actions": [], "rewards": [], "dones": [], "states": []}
-    while True:
-        steps["obs"].append(dict(core.last_obs_dict))
-        steps["states"].append(core.sim_state())
-        action = expert.act(obs)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        steps["next_obs"].append(dict(core.last_obs_dict))
-        steps["actions"].append(np.clip(action, env.action_space.low, env.action_space.high))
-        steps["rewards"].append(reward)
-        steps["dones"].append(int(terminated))
-        if terminated or truncated:
-            break
-    return {
-        "obs": {k: np.stack([o[k] for o in steps["obs"]]) for k in keys},
-        "next_obs": {k: np.stack([o[k] for o in steps["next_obs"]]) for k in keys},
-        "actions": np.stack(steps["actions"]),
-        "rewards": np.asarray(steps["rewards"], dtype=np.float64),
-        "dones": np.asarray(steps["dones"], dtype=np.int64),
-        "states": np.stack(steps["states"]),
-        "model_file": core.model_xml(),
-        "success": bool(terminated),
-        "length": len(steps["actions"]),
-    }
-
-
-def generate_lift_dataset(
-    path,
-    num_demos: int,
-    noise: float,
-    seed: int,
-    max_attempts: Optional[int] = None,
-    progress: bool = False,
-) -> dict:
-    """Roll out the noisy expert until `num_demos` successful episodes, write them to `path`.
-
-    Only successful episodes are kept (each ends at its first success state: reward 1, done 1).
-    Determinism: the env is built with `seed`, episode i is reset with a seed drawn from
-    SeedSequence([seed, i]) and the expert's noise stream comes from SeedSequence([seed, 10**6]), so
-    (num_demos, noise, seed, EXPERT_VERSION) fix the file's arrays. `max_attempts` (default
-    4 * num_demos + 20) bounds the episodes tried; falling short raises RuntimeError.
-    Returns a summary: path, num_demos, attempts, success_rate, mean_length, seconds.
-    """
-    if num_demos < 1:
-        raise ValueError(f"num_demos must be >= 1, got {num_demos}")
-    max_attempts = 4 * num_demos + 20 if max_attempts is None else max_attempts
-    spec = get_task("lift")
-    start = time.perf_counter()
-    env = make_env(spec, seed=seed)
-    core = env.unwrapped
-    expert = LiftExpert(noise, seed=int(np.random.SeedSequence([seed, 10**6]).generate_state(1)[0]))
-    demos, attempts = [], 0
-    bar = tqdm(total=num_demos, desc=f"lift demos (noise {noise:g})", unit="demo", disable=not progress)
-    while len(demos) < num_demos:
-        if attempts >= max_attempts:
-            raise RuntimeError(
-                f"lift expert (noise {noise:g}) succeeded in {len(demos)} of {attempts} episodes, "
-                f"short of {num_demos}; lower the noise or raise max_attempts"
-            )
-        episode_seed = int(np.random.SeedSequence([seed, attempts]).generate_state(1)[0])
-        attempts += 1
-        episode = rollout(env, expert, episode_seed)
-        if episode["success"]:
-            demos.append(episode)
-            bar.update(1)
-        bar.set_postfix(success_rate=f"{len(demos) / attempts:.2f}")
-    bar.close()
-    env_args = core.env_args()
-    env.close()
-
-    lengths = [d["length"] for d in demos]
-    summary = {
-        "path": str(path),
-        "num_demos": num_demos,
-        "attempts": attempts,
-        "success_rate": num_demos / attempts,
-        "mean_length": float(np.mean(lengths)),
-    }
-    generator = {
-        "expert": "lift",
-        "expert_version": EXPERT_VERSION,
-        "noise": noise,
-        "seed": seed,
-        "num_demos": num_demos,
-        "attempts": attempts,
-        "success_rate": summary["success_rate"],
-        "robosuite_version": env_args["env_version"],
-        "mujoco_version": mujoco.__version__,
-    }
-    write_robomimic_hdf5(path, demos, env_args, attrs={"expo_generator": generator})
-    summary["seconds"] = time.perf_counter() - start
-    return summary
+def generate_lift_dataset(path, num_demos: int, noise: float, seed: int, max_attempts: Optional[int] = None,
+                          progress: bool = False) -> dict:
+    """Successful episodes of the noisy Lift expert, written to `path` (contract and determinism:
+    expo.data.experts.common.generate_demonstrations)."""
+    return generate_demonstrations("lift", "lift", lambda n, s: LiftExpert(n, seed=s), EXPERT_VERSION, path,
+                                   num_demos, noise, seed, max_attempts=max_attempts, progress=progress)

@@ -1,0 +1,153 @@
+"""What the scripted experts share: rotation helpers, one episode's rollout, and the generator loop
+that keeps successful episodes and writes them as a robomimic-format hdf5 file.
+
+An expert is an object with `reset(obs)` and `act(obs) -> action`; expo/data/experts/<task>.py
+defines one per task plus `generate_<task>_dataset`, a thin call of `generate_demonstrations`.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import mujoco
+import numpy as np
+from tqdm import tqdm
+
+from expo.data.robomimic_hdf5 import write_robomimic_hdf5
+from expo.envs import make_env
+from expo.protocol import get_task
+
+
+def quat_to_mat(q_xyzw: np.ndarray) -> np.ndarray:
+    x, y, z, w = np.asarray(q_xyzw, dtype=np.float64) / np.linalg.norm(q_xyzw)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def rot_z(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def orientation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Axis-angle-like vector rotating `current` towards `target` (small-angle formula, both 3x3)."""
+    return 0.5 * sum(np.cross(current[:, i], target[:, i]) for i in range(3))
+
+
+def yaw(mat: np.ndarray) -> float:
+    return float(np.arctan2(mat[1, 0], mat[0, 0]))
+
+
+def wrap_quarter_turn(angle: float) -> float:
+    """Wrap to [-pi/4, pi/4): a cube looks the same every quarter turn."""
+    return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
+
+
+def rollout(env, expert, episode_seed: int) -> dict:
+    """One expert episode in `env` (from expo.envs.make_env). Returns the robomimic per-step arrays
+    plus "success" and "length"; the episode ends at success (terminated) or at the horizon."""
+    core = env.unwrapped
+    obs, _ = env.reset(seed=episode_seed)
+    expert.reset(obs)
+    keys = core.obs_keys
+    steps = {"obs": [], "next_obs": [], "actions": [], "rewards": [], "dones": [], "states": []}
+    while True:
+        steps["obs"].append(dict(core.last_obs_dict))
+        steps["states"].append(core.sim_state())
+        action = expert.act(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        steps["next_obs"].append(dict(core.last_obs_dict))
+        steps["actions"].append(np.clip(action, env.action_space.low, env.action_space.high))
+        steps["rewards"].append(reward)
+        steps["dones"].append(int(terminated))
+        if terminated or truncated:
+            break
+    return {
+        "obs": {k: np.stack([o[k] for o in steps["obs"]]) for k in keys},
+        "next_obs": {k: np.stack([o[k] for o in steps["next_obs"]]) for k in keys},
+        "actions": np.stack(steps["actions"]),
+        "rewards": np.asarray(steps["rewards"], dtype=np.float64),
+        "dones": np.asarray(steps["dones"], dtype=np.int64),
+        "states": np.stack(steps["states"]),
+        "model_file": core.model_xml(),
+        "success": bool(terminated),
+        "length": len(steps["actions"]),
+    }
+
+
+def generate_demonstrations(
+    expert_name: str,
+    task: str,
+    make_expert: Callable[[float, int], object],
+    expert_version: int,
+    path,
+    num_demos: int,
+    noise: float,
+    seed: int,
+    max_attempts: Optional[int] = None,
+    progress: bool = False,
+) -> dict:
+    """Roll out `make_expert(noise, seed)` in `task`'s env until `num_demos` successful episodes,
+    and write them to `path`.
+
+    Only successful episodes are kept (each ends at its first success state: reward 1, done 1).
+    Determinism: the env is built with `seed`, episode i is reset with a seed drawn from
+    SeedSequence([seed, i]) and the expert's noise stream comes from SeedSequence([seed, 10**6]), so
+    (num_demos, noise, seed, expert_version) fix the file's arrays. `max_attempts` (default
+    4 * num_demos + 20) bounds the episodes tried; falling short raises RuntimeError.
+    Returns a summary: path, num_demos, attempts, success_rate, mean_length, seconds.
+    """
+    if num_demos < 1:
+        raise ValueError(f"num_demos must be >= 1, got {num_demos}")
+    max_attempts = 4 * num_demos + 20 if max_attempts is None else max_attempts
+    spec = get_task(task)
+    start = time.perf_counter()
+    env = make_env(spec, seed=seed)
+    core = env.unwrapped
+    expert = make_expert(noise, int(np.random.SeedSequence([seed, 10**6]).generate_state(1)[0]))
+    demos, attempts = [], 0
+    bar = tqdm(total=num_demos, desc=f"{expert_name} demos (noise {noise:g})", unit="demo", disable=not progress)
+    while len(demos) < num_demos:
+        if attempts >= max_attempts:
+            raise RuntimeError(
+                f"{expert_name} expert (noise {noise:g}) succeeded in {len(demos)} of {attempts} episodes, "
+                f"short of {num_demos}; lower the noise or raise max_attempts"
+            )
+        episode_seed = int(np.random.SeedSequence([seed, attempts]).generate_state(1)[0])
+        attempts += 1
+        episode = rollout(env, expert, episode_seed)
+        if episode["success"]:
+            demos.append(episode)
+            bar.update(1)
+        bar.set_postfix(success_rate=f"{len(demos) / attempts:.2f}")
+    bar.close()
+    env_args = core.env_args()
+    env.close()
+
+    lengths = [d["length"] for d in demos]
+    summary = {
+        "path": str(path),
+        "num_demos": num_demos,
+        "attempts": attempts,
+        "success_rate": num_demos / attempts,
+        "mean_length": float(np.mean(lengths)),
+    }
+    generator = {
+        "expert": expert_name,
+        "expert_version": expert_version,
+        "noise": noise,
+        "seed": seed,
+        "num_demos": num_demos,
+        "attempts": attempts,
+        "success_rate": summary["success_rate"],
+        "robosuite_version": env_args["env_version"],
+        "mujoco_version": mujoco.__version__,
+    }
+    write_robomimic_hdf5(path, demos, env_args, attrs={"expo_generator": generator})
+    summary["seconds"] = time.perf_counter() - start
+    return summary

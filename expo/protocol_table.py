@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from expo import protocol
-from expo.data.registry import DATASETS, ExternalDataset, GeneratedDataset
+from expo.data.registry import DATASETS, GeneratedDataset
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md"
 

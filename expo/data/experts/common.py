@@ -48,6 +48,45 @@ def wrap_quarter_turn(angle: float) -> float:
     return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
 
+# The pick-up phases both robosuite experts share (their other phases differ). They read and update the
+# expert's state: phase (through expert._enter), phase_steps, xy_tol, hold, prev_gap, stalled, lift_xy.
+GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below the object's centre (the fingers stop on the table)
+EMPTY_GAP = 0.012  # finger gap below which the gripper closed on nothing (cube sides are 4-4.4 cm)
+
+
+def descend_phase(expert, obj: np.ndarray, above: np.ndarray, eef: np.ndarray, hold_at: np.ndarray,
+                  xy_err: float, gap: float):
+    """Go down onto `obj`; close ("close" phase, holding `hold_at`) once low and centred.
+    Returns (eef target, gripper command)."""
+    if xy_err > 2 * expert.xy_tol:  # the object moved (or we drifted) away
+        expert._enter("approach")
+        return above, -1.0
+    grasp = obj + np.r_[0.0, 0.0, GRASP_DEPTH]
+    # The fingertips reach the table about 1 cm above the object's centre; close there once it is
+    # well centred (P-control keeps correcting xy meanwhile).
+    if eef[2] - obj[2] < 0.012 and xy_err < 1.5 * expert.xy_tol:
+        expert.hold = hold_at.copy()
+        expert.prev_gap, expert.stalled = gap, 0
+        expert._enter("close")
+    elif expert.phase_steps > 40:
+        expert._enter("approach")
+    return grasp, -1.0
+
+
+def close_phase(expert, above: np.ndarray, gap: float):
+    """Hold still and close; then "lift", or back to "approach" if the fingers closed on nothing."""
+    # The fingers need ~7 steps to close on the object: wait until they stop moving.
+    expert.stalled = expert.stalled + 1 if expert.prev_gap - gap < 0.001 else 0
+    expert.prev_gap = gap
+    if (expert.phase_steps > 3 and expert.stalled >= 2) or expert.phase_steps > 20:
+        if gap < EMPTY_GAP:  # closed on nothing: open and try again
+            expert._enter("approach")
+            return above, -1.0
+        expert.lift_xy = expert.hold[:2].copy()
+        expert._enter("lift")
+    return expert.hold, 1.0
+
+
 def rollout(env, expert, episode_seed: int) -> dict:
     """One expert episode in `env` (from expo.envs.make_env). Returns the robomimic per-step arrays
     plus "success" and "length"; the episode ends at success (terminated) or at the horizon."""

@@ -34,7 +34,8 @@ from typing import Optional
 import numpy as np
 
 from expo.data.experts.common import (
-    generate_demonstrations, orientation_error, quat_to_mat, rot_z, wrap_quarter_turn, yaw,
+    EMPTY_GAP, close_phase, descend_phase, generate_demonstrations, orientation_error, quat_to_mat, rot_z,
+    wrap_quarter_turn, yaw,
 )
 
 # Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
@@ -49,9 +50,7 @@ _GRIPPER_QPOS = slice(17, 19)
 
 _POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
 _ORI_SCALE = 0.5  # radians per unit of OSC orientation action
-_GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below the cube centre (the fingers stop on the table)
 _OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
-_EMPTY_GAP = 0.012  # finger gap below which the gripper closed on nothing (cube side is 4-4.4 cm)
 
 
 class LiftExpert:
@@ -131,34 +130,13 @@ class LiftExpert:
             return above, -1.0
 
         if self.phase == "descend":
-            if xy_err > 2 * self.xy_tol:  # the cube moved (or we drifted) away
-                self._enter("approach")
-                return above, -1.0
-            grasp = cube + np.r_[0.0, 0.0, _GRASP_DEPTH]
-            # The fingertips reach the table about 1 cm above the cube centre; close there once the
-            # cube is well centred (P-control keeps correcting xy meanwhile).
-            if eef[2] - cube[2] < 0.012 and xy_err < 1.5 * self.xy_tol:
-                self.hold = eef.copy()
-                self.prev_gap, self.stalled = gap, 0
-                self._enter("close")
-            elif self.phase_steps > 40:
-                self._enter("approach")
-            return grasp, -1.0
+            return descend_phase(self, cube, above, eef, eef, xy_err, gap)
 
         if self.phase == "close":
-            # The fingers need ~7 steps to close on the cube: wait until they stop moving.
-            self.stalled = self.stalled + 1 if self.prev_gap - gap < 0.001 else 0
-            self.prev_gap = gap
-            if (self.phase_steps > 3 and self.stalled >= 2) or self.phase_steps > 20:
-                if gap < _EMPTY_GAP:  # closed on nothing: open and try again
-                    self._enter("approach")
-                    return above, -1.0
-                self.lift_xy = self.hold[:2].copy()
-                self._enter("lift")
-            return self.hold, 1.0
+            return close_phase(self, above, gap)
 
         # lift
-        if gap < _EMPTY_GAP:  # dropped the cube
+        if gap < EMPTY_GAP:  # dropped the cube
             self._enter("approach")
             return above, -1.0
         return np.r_[self.lift_xy, cube[2] + 0.15], 1.0

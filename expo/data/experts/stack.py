@@ -50,7 +50,8 @@ from typing import Optional
 import numpy as np
 
 from expo.data.experts.common import (
-    generate_demonstrations, orientation_error, quat_to_mat, rot_z, wrap_quarter_turn, yaw,
+    EMPTY_GAP, close_phase, descend_phase, generate_demonstrations, orientation_error, quat_to_mat, rot_z,
+    wrap_quarter_turn, yaw,
 )
 
 # Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
@@ -70,9 +71,7 @@ _GRIPPER_QPOS = slice(30, 32)
 
 _POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
 _ORI_SCALE = 0.5  # radians per unit of OSC orientation action
-_GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below A's centre (the fingers stop on the table)
 _OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
-_EMPTY_GAP = 0.012  # finger gap below which the gripper closed on nothing (A's side is 4 cm)
 _STACKED_DZ = 0.045  # A's centre above B's centre when A rests on B (half-sizes 0.02 + 0.025)
 _PRESS = 0.003  # lower A this far "into" B, so that contact is made and held
 # "Pointing down" with yaw 0: eef x along world x, fingers (eef y) along world -y, eef z down.
@@ -193,34 +192,13 @@ class StackExpert:
             return above_a, -1.0
 
         if self.phase == "descend":
-            if xy_err > 2 * self.xy_tol:  # A moved (or we drifted) away
-                self._enter("approach")
-                return above_a, -1.0
-            grasp = a + np.r_[0.0, 0.0, _GRASP_DEPTH]
-            # The fingertips reach the table about 1 cm above A's centre; close there once A is well
-            # centred (P-control keeps correcting xy meanwhile).
-            if eef[2] - a[2] < 0.012 and xy_err < 1.5 * self.xy_tol:
-                self.hold = raw_eef.copy()
-                self.prev_gap, self.stalled = gap, 0
-                self._enter("close")
-            elif self.phase_steps > 40:
-                self._enter("approach")
-            return grasp, -1.0
+            return descend_phase(self, a, above_a, eef, raw_eef, xy_err, gap)
 
         if self.phase == "close":
-            # The fingers need ~7 steps to close on A: wait until they stop moving.
-            self.stalled = self.stalled + 1 if self.prev_gap - gap < 0.001 else 0
-            self.prev_gap = gap
-            if (self.phase_steps > 3 and self.stalled >= 2) or self.phase_steps > 20:
-                if gap < _EMPTY_GAP:  # closed on nothing: open and try again
-                    self._enter("approach")
-                    return above_a, -1.0
-                self.lift_xy = self.hold[:2].copy()
-                self._enter("lift")
-            return self.hold, 1.0
+            return close_phase(self, above_a, gap)
 
         # From here on A is in the hand; losing it sends the expert up and back to approach.
-        if gap < _EMPTY_GAP:
+        if gap < EMPTY_GAP:
             self.hold = raw_eef.copy()
             self._enter("retreat")
             return self.hold, -1.0

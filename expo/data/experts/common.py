@@ -48,6 +48,47 @@ def wrap_quarter_turn(angle: float) -> float:
     return float((angle + np.pi / 4) % (np.pi / 2) - np.pi / 4)
 
 
+POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
+ORI_SCALE = 0.5  # radians per unit of OSC orientation action
+
+
+class PControlExpert:
+    """Turns a state machine's (eef target, gripper) into a noisy OSC_POSE action.
+
+    Subclasses set EEF_POS / EEF_QUAT (slices of their task's observation) and define
+    `_clean_target(obs)` plus the state the action uses: gain, pause, target_ori, noise, rng.
+    """
+
+    EEF_POS: slice
+    EEF_QUAT: slice
+
+    def __init__(self, noise: float = 0.0, seed: int = 0):
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+
+    def _maybe_pause(self) -> None:
+        """At a phase change, hesitate for a few steps with probability min(1, noise)."""
+        if self.noise > 0 and self.rng.random() < min(1.0, self.noise):
+            self.pause = int(self.rng.integers(1, max(1, round(20 * self.noise)) + 1))
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        target, grip = self._clean_target(obs)
+        eef = obs[self.EEF_POS].astype(np.float64)
+        action = np.zeros(7)
+        if self.pause > 0:  # hesitation: hold the gripper command, no motion
+            self.pause -= 1
+        else:
+            action[:3] = np.clip(self.gain * (target - eef) / POS_SCALE, -1.0, 1.0)
+        current = quat_to_mat(obs[self.EEF_QUAT])
+        action[3:6] = np.clip(orientation_error(self.target_ori, current) / ORI_SCALE, -1.0, 1.0)
+        action[6] = grip
+        if self.noise > 0:
+            action = action + self.rng.normal(0.0, self.noise, size=7)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
 # The pick-up phases both robosuite experts share (their other phases differ). They read and update the
 # expert's state: phase (through expert._enter), phase_steps, xy_tol, hold, prev_gap, stalled, lift_xy.
 GRASP_DEPTH = -0.005  # grasp target: eef 5 mm below the object's centre (the fingers stop on the table)

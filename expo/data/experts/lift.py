@@ -34,7 +34,7 @@ from typing import Optional
 import numpy as np
 
 from expo.data.experts.common import (
-    EMPTY_GAP, close_phase, descend_phase, generate_demonstrations, orientation_error, quat_to_mat, rot_z,
+    EMPTY_GAP, PControlExpert, close_phase, descend_phase, generate_demonstrations, quat_to_mat, rot_z,
     wrap_quarter_turn, yaw,
 )
 
@@ -48,19 +48,13 @@ _EEF_POS = slice(10, 13)
 _EEF_QUAT = slice(13, 17)
 _GRIPPER_QPOS = slice(17, 19)
 
-_POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
-_ORI_SCALE = 0.5  # radians per unit of OSC orientation action
 _OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
 
 
-class LiftExpert:
+class LiftExpert(PControlExpert):
     """Call `reset(obs)` at each episode start, then `act(obs)` every step."""
 
-    def __init__(self, noise: float = 0.0, seed: int = 0):
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.noise = float(noise)
-        self.rng = np.random.default_rng(seed)
+    EEF_POS, EEF_QUAT = _EEF_POS, _EEF_QUAT
 
     # --- episode state -------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
@@ -83,25 +77,9 @@ class LiftExpert:
 
     def _enter(self, phase: str) -> None:
         self.phase, self.phase_steps = phase, 0
-        if self.noise > 0 and self.rng.random() < min(1.0, self.noise):
-            self.pause = int(self.rng.integers(1, max(1, round(20 * self.noise)) + 1))
+        self._maybe_pause()
 
-    # --- policy --------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        target, grip = self._clean_target(obs)
-        eef = obs[_EEF_POS].astype(np.float64)
-        action = np.zeros(7)
-        if self.pause > 0:  # hesitation: hold the gripper command, no motion
-            self.pause -= 1
-        else:
-            action[:3] = np.clip(self.gain * (target - eef) / _POS_SCALE, -1.0, 1.0)
-        current = quat_to_mat(obs[_EEF_QUAT])
-        action[3:6] = np.clip(orientation_error(self.target_ori, current) / _ORI_SCALE, -1.0, 1.0)
-        action[6] = grip
-        if self.noise > 0:
-            action = action + self.rng.normal(0.0, self.noise, size=7)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
+    # --- policy: act() is PControlExpert's ------------------------------------------------------
     def _clean_target(self, obs: np.ndarray):
         """Advance the state machine and return (eef position target, gripper command)."""
         cube = obs[_CUBE_POS].astype(np.float64)

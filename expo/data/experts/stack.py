@@ -50,7 +50,7 @@ from typing import Optional
 import numpy as np
 
 from expo.data.experts.common import (
-    EMPTY_GAP, close_phase, descend_phase, generate_demonstrations, orientation_error, quat_to_mat, rot_z,
+    EMPTY_GAP, PControlExpert, close_phase, descend_phase, generate_demonstrations, quat_to_mat, rot_z,
     wrap_quarter_turn, yaw,
 )
 
@@ -69,8 +69,6 @@ _EEF_POS = slice(23, 26)
 _EEF_QUAT = slice(26, 30)
 _GRIPPER_QPOS = slice(30, 32)
 
-_POS_SCALE = 0.05  # metres per unit of OSC position action (robosuite BASIC config output_max)
-_ORI_SCALE = 0.5  # radians per unit of OSC orientation action
 _OPEN_GAP = 0.07  # finger gap (sum of |qpos|) that counts as fully open
 _STACKED_DZ = 0.045  # A's centre above B's centre when A rests on B (half-sizes 0.02 + 0.025)
 _PRESS = 0.003  # lower A this far "into" B, so that contact is made and held
@@ -92,14 +90,10 @@ def _grasp_yaw(cube_yaw: float, eef_yaw: float, a_to_b: np.ndarray) -> float:
     return float(eef_yaw + (best - eef_yaw + np.pi / 2) % np.pi - np.pi / 2)
 
 
-class StackExpert:
+class StackExpert(PControlExpert):
     """Call `reset(obs)` at each episode start, then `act(obs)` every step."""
 
-    def __init__(self, noise: float = 0.0, seed: int = 0):
-        if noise < 0:
-            raise ValueError(f"noise must be >= 0, got {noise}")
-        self.noise = float(noise)
-        self.rng = np.random.default_rng(seed)
+    EEF_POS, EEF_QUAT = _EEF_POS, _EEF_QUAT
 
     # --- episode state -------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
@@ -127,25 +121,9 @@ class StackExpert:
         self.phase, self.phase_steps = phase, 0
         if phase == "approach":
             self.grasp_yaw = None  # A may have moved or turned: choose the grasp again
-        if self.noise > 0 and self.rng.random() < min(1.0, self.noise):
-            self.pause = int(self.rng.integers(1, max(1, round(20 * self.noise)) + 1))
+        self._maybe_pause()
 
-    # --- policy --------------------------------------------------------------------------------
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        target, grip = self._clean_target(obs)
-        eef = obs[_EEF_POS].astype(np.float64)
-        action = np.zeros(7)
-        if self.pause > 0:  # hesitation: hold the gripper command, no motion
-            self.pause -= 1
-        else:
-            action[:3] = np.clip(self.gain * (target - eef) / _POS_SCALE, -1.0, 1.0)
-        current = quat_to_mat(obs[_EEF_QUAT])
-        action[3:6] = np.clip(orientation_error(self.target_ori, current) / _ORI_SCALE, -1.0, 1.0)
-        action[6] = grip
-        if self.noise > 0:
-            action = action + self.rng.normal(0.0, self.noise, size=7)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
+    # --- policy: act() is PControlExpert's ------------------------------------------------------
     def _clean_target(self, obs: np.ndarray):
         """Advance the state machine and return (eef position target, gripper command)."""
         a = obs[_A_POS].astype(np.float64)

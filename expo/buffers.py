@@ -12,30 +12,43 @@ FIELDS = ("observations", "actions", "rewards", "next_observations", "masks")
 
 
 class TransitionStore:
-    """Fixed arrays of transitions (the offline dataset, or the online buffer's storage)."""
+    """Fixed arrays of transitions (the offline dataset, or the online buffer's storage).
 
-    def __init__(self, data: dict[str, np.ndarray]):
-        missing = [f for f in FIELDS if f not in data]
+    `extra` names per-transition scalar fields some methods need besides FIELDS (e.g. Cal-QL's
+    Monte-Carlo return-to-go "mc_returns"); they are stored and sampled like the others.
+    """
+
+    def __init__(self, data: dict[str, np.ndarray], extra: tuple[str, ...] = ()):
+        self.fields = FIELDS + tuple(extra)
+        missing = [f for f in self.fields if f not in data]
         if missing:
             raise ValueError(f"transitions lack fields {missing}")
         n = len(data["observations"])
-        for f in FIELDS:
+        for f in self.fields:
             if len(data[f]) != n:
                 raise ValueError(f"field {f} has {len(data[f])} rows, observations has {n}")
-        self.data = {f: np.asarray(data[f], dtype=np.float32) for f in FIELDS}
+        self.data = {f: np.asarray(data[f], dtype=np.float32) for f in self.fields}
         self.size = n
 
     def gather(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        return {f: self.data[f][idx] for f in FIELDS}
+        return {f: self.data[f][idx] for f in self.fields}
 
 
 class ReplayBuffer(TransitionStore):
-    """Online transitions, appended one environment step at a time."""
+    """Online transitions, appended one environment step at a time.
 
-    def __init__(self, obs_dim: int, action_dim: int, capacity: int):
+    `extra` maps extra field names to the value a row holds until `write_recent` fills it (e.g.
+    mc_returns = -inf until its episode ends: a vacuous lower bound).
+    """
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int, extra: dict[str, float] | None = None):
+        extra = dict(extra or {})
         shapes = {"observations": (obs_dim,), "actions": (action_dim,), "rewards": (),
                   "next_observations": (obs_dim,), "masks": ()}
-        super().__init__({f: np.zeros((capacity,) + shapes[f], np.float32) for f in FIELDS})
+        data = {f: np.zeros((capacity,) + shapes[f], np.float32) for f in FIELDS}
+        data.update({f: np.zeros(capacity, np.float32) for f in extra})
+        super().__init__(data, tuple(extra))
+        self._fill = extra
         self.capacity, self.size, self._next = capacity, 0, 0
 
     def add(self, observation, action, reward, next_observation, mask) -> None:
@@ -45,8 +58,18 @@ class ReplayBuffer(TransitionStore):
         self.data["rewards"][i] = reward
         self.data["next_observations"][i] = next_observation
         self.data["masks"][i] = mask
+        for f, fill in self._fill.items():
+            self.data[f][i] = fill
         self._next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def write_recent(self, field: str, values: np.ndarray) -> None:
+        """Set `field` of the len(values) most recently added rows, oldest first (ring-aware)."""
+        values = np.asarray(values, dtype=np.float32)
+        if not 0 < len(values) <= self.size:
+            raise ValueError(f"cannot write {len(values)} rows of a buffer holding {self.size}")
+        idx = (self._next - len(values) + np.arange(len(values))) % self.capacity
+        self.data[field][idx] = values
 
 
 def sample_stacked(rng: np.random.Generator, stores: list[tuple[TransitionStore, int]],
@@ -59,7 +82,7 @@ def sample_stacked(rng: np.random.Generator, stores: list[tuple[TransitionStore,
             raise ValueError("cannot sample from an empty buffer")
         idx = rng.integers(0, store.size, size=(num_batches, count))
         parts.append(store.gather(idx))
-    return {f: np.concatenate([p[f] for p in parts], axis=1) for f in FIELDS}
+    return {f: np.concatenate([p[f] for p in parts], axis=1) for f in stores[0][0].fields}
 
 
 def sample_symmetric(rng, offline: TransitionStore, online: TransitionStore, num_batches: int,

@@ -59,19 +59,32 @@ SCALES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Every method names the agent module that implements it and the switches that define it.
+# Every method names the agent module that implements it (expo/agents/ or baselines/) and the switches
+# that define it. Each module provides get_config, resolve_config, validate_config, create, update,
+# pretrain_update, sample_actions (acting), and optionally eval_actions (the authors' evaluation
+# policy; default sample_actions) and the batch-field hooks described in expo/train.py.
 METHODS: dict[str, dict[str, Any]] = {
-    "expo": {"agent": "expo", "overrides": {}},
-    "expo_no_edit": {"agent": "expo", "overrides": {"agent.n_edit": 0}},
-    "expo_no_otf_backup": {"agent": "expo", "overrides": {"agent.otf_backup": False}},
-    "expo_entropy_backup": {"agent": "expo", "overrides": {"agent.entropy_backup": True}},
+    "expo": {"agent": "expo.agents.expo", "overrides": {}},
+    "expo_no_edit": {"agent": "expo.agents.expo", "overrides": {"agent.n_edit": 0}},
+    "expo_no_otf_backup": {"agent": "expo.agents.expo", "overrides": {"agent.otf_backup": False}},
+    "expo_entropy_backup": {"agent": "expo.agents.expo", "overrides": {"agent.entropy_backup": True}},
     # Imitation only: the EXPO base policy alone (one diffusion sample, no critic, no edits),
     # pretrained on the dataset and evaluated without any online step.
     "bc": {
-        "agent": "expo",
+        "agent": "expo.agents.expo",
         "overrides": {"agent.N": 1, "agent.n_edit": 0, "steps": 0,
                       "setting": "offline_to_online"},
     },
+    # Baselines (one file each under baselines/). RLPD never pretrains (PAPER.md, Settings).
+    "rlpd": {"agent": "baselines.rlpd", "overrides": {"pretrain_steps": 0}},
+    "idql": {"agent": "baselines.idql", "overrides": {}},
+    "calql": {"agent": "baselines.calql", "overrides": {}},
+    # Fig. 8: Cal-QL pretraining, then plain SAC fine-tuning (no CQL term online).
+    "calql_sac": {"agent": "baselines.calql", "overrides": {"agent.online_cql": False}},
+    "dac": {"agent": "baselines.dac", "overrides": {}},
+    "dipo": {"agent": "baselines.dipo", "overrides": {}},
+    "qsm": {"agent": "baselines.qsm", "overrides": {}},
+    "parl": {"agent": "baselines.parl", "overrides": {}},
 }
 
 
@@ -84,7 +97,7 @@ def agent_module(method: str):
 
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
-    return importlib.import_module(f"expo.agents.{METHODS[method]['agent']}")
+    return importlib.import_module(METHODS[method]["agent"])
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -174,6 +187,9 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     for k, v in SCALES[scale].items():
+        # A scale sizes what a method has: e.g. agent.n_edit exists for EXPO only.
+        if k.startswith("agent.") and k not in valid:
+            continue
         set_dotted(cfg, k, v, valid)
     for k, v in overrides.items():
         set_dotted(cfg, k, v, valid)

@@ -41,7 +41,13 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
 
     data_spec = dataclasses.replace(spec, dataset=cfg["dataset"]["name"])
     data = load_task_dataset(data_spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
-    offline = buffers.TransitionStore(data)
+    # Optional per-method batch fields (e.g. Cal-QL's Monte-Carlo returns): the module names them in
+    # EXTRA_FIELDS {name: value until known}, computes them for the offline data (offline_extras)
+    # and for each finished online episode (episode_extras).
+    extra = dict(getattr(module, "EXTRA_FIELDS", {}))
+    if extra:
+        data = {**data, **module.offline_extras(data, agent_cfg)}
+    offline = buffers.TransitionStore(data, tuple(extra))
     maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
     env = make_env(spec, seed=seed, **maker_kwargs)
     eval_env = make_env(spec, seed=seed + 1, **maker_kwargs)
@@ -54,11 +60,14 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     eval_key = jax_key(seed, "eval")
     show = cfg["progress"]
 
+    # The authors' evaluation policy where it differs from acting (e.g. RLPD's deterministic mean).
+    eval_policy = getattr(module, "eval_actions", module.sample_actions)
+
     def eval_row(env_step: int) -> dict:
         key = jax.random.fold_in(eval_key, env_step)
 
         def act(obs, i):
-            return np.asarray(module.sample_actions(agent, obs[None], jax.random.fold_in(key, i))[0])
+            return np.asarray(eval_policy(agent, obs[None], jax.random.fold_in(key, i))[0])
 
         result = evaluate(eval_env, act, cfg["eval_episodes"], seed, spec.metric)
         row = {"env_step": env_step, **result,
@@ -84,7 +93,8 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     last = eval_row(0)
 
     # ---- online phase
-    online = buffers.ReplayBuffer(spec.obs_dim, spec.act_dim, capacity=max(cfg["steps"], 1))
+    online = buffers.ReplayBuffer(spec.obs_dim, spec.act_dim, capacity=max(cfg["steps"], 1), extra=extra)
+    ep_rewards: list[float] = []  # the learner's (transformed) rewards of the current episode
     episode = 0
     obs, _ = env.reset(seed=episode_seed(seed, "train", episode))
     ep_return, ep_returns = 0.0, []
@@ -100,8 +110,14 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
             next_obs, reward, terminated, truncated, _ = env.step(action)
             # Truncation (time limit) keeps mask 1: only true termination cuts the bootstrap.
             online.add(obs, action, spec.transform_reward(reward), next_obs, 0.0 if terminated else 1.0)
+            ep_rewards.append(float(spec.transform_reward(reward)))
             ep_return += float(reward)
             if terminated or truncated:
+                if extra:
+                    for name, values in module.episode_extras(np.asarray(ep_rewards), bool(terminated),
+                                                              agent_cfg).items():
+                        online.write_recent(name, values)
+                ep_rewards = []
                 ep_returns.append(ep_return)
                 episode, ep_return = episode + 1, 0.0
                 obs, _ = env.reset(seed=episode_seed(seed, "train", episode))

@@ -104,3 +104,24 @@ def test_transition_store_validates_fields():
         buffers.TransitionStore({**good, "rewards": np.zeros(2)})
     store = buffers.TransitionStore(good)
     assert store.size == 3 and store.data["rewards"].dtype == np.float32
+
+
+def test_extra_fields_are_stored_filled_and_sampled():
+    buf = buffers.ReplayBuffer(OBS, ACT, capacity=4, extra={"mc_returns": -np.inf})
+    for i in range(6):  # wraps around: rows 2..5 remain, in slots 2, 3, 0, 1
+        buf.add(np.full(OBS, i), np.zeros(ACT), 0.0, np.zeros(OBS), 1.0)
+    assert np.all(buf.data["mc_returns"] == -np.inf)  # not yet known: a vacuous bound
+    buf.write_recent("mc_returns", [3.0, 4.0, 5.0])  # the last three added: rows 3, 4, 5
+    by_row = dict(zip(buf.data["observations"][:, 0], buf.data["mc_returns"]))
+    assert by_row == {2.0: -np.inf, 3.0: 3.0, 4.0: 4.0, 5.0: 5.0}
+    with pytest.raises(ValueError, match="cannot write 5 rows"):
+        buf.write_recent("mc_returns", np.zeros(5))
+    n = 5
+    off = buffers.TransitionStore({"observations": np.zeros((n, OBS)), "actions": np.zeros((n, ACT)),
+                                   "rewards": np.zeros(n), "next_observations": np.zeros((n, OBS)),
+                                   "masks": np.ones(n), "mc_returns": np.arange(n)}, extra=("mc_returns",))
+    batch = buffers.sample_symmetric(np.random.default_rng(0), off, buf, 3, 4)
+    assert batch["mc_returns"].shape == (3, 4)
+    assert set(batch["mc_returns"][:, :2].ravel()) <= set(range(n))
+    with pytest.raises(ValueError, match="lack fields"):
+        buffers.TransitionStore({k: v for k, v in off.data.items() if k != "mc_returns"}, extra=("mc_returns",))

@@ -142,3 +142,11 @@ def test_launcher_task_key_selects_the_task_and_checks_data_first(tmp_path):
     assert not (tmp_path / "quickstart").exists()
     out = launch("figure=quickstart", "task=lift", "tasks=lift", "dry_run=true")
     assert out.returncode != 0 and "not both" in out.stderr
+
+
+@pytest.mark.parametrize("task", [n for n, s in protocol.TASKS.items() if s.embedded])
+def test_quickstart_grid_resolves_for_every_embedded_task(task, tmp_path):
+    out = launch("figure=quickstart", f"task={task}", "dry_run=true", f"results_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    for method in ("expo", "expo_no_edit", "expo_no_otf_backup", "bc"):
+        assert f"quickstart/{task}/{method}/seed_1" in out.stdout

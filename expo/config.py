@@ -38,7 +38,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "progress": True,
 }
 
-# Sizes only: the code path is identical at every scale.
+# Sizes only: the code path is identical at every scale. Agent sizes apply to the methods that have
+# them and never exceed a method's own default (see build_config).
 SCALES: dict[str, dict[str, Any]] = {
     "paper": {},
     "mini": {
@@ -52,6 +53,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "agent.diffusion_width": 64,
         "agent.time_dim": 32,
         "agent.N": 4,
+        "agent.num_target_samples": 4,  # DAC's next-action samples in the TD target
         "agent.n_edit": 4,
         "agent.T": 5,
         "agent.utd": 2,
@@ -78,9 +80,10 @@ METHODS: dict[str, dict[str, Any]] = {
     # Baselines (one file each under baselines/). RLPD never pretrains (PAPER.md, Settings).
     "rlpd": {"agent": "baselines.rlpd", "overrides": {"pretrain_steps": 0}},
     "idql": {"agent": "baselines.idql", "overrides": {}},
-    "calql": {"agent": "baselines.calql", "overrides": {}},
+    # Cal-QL fine-tunes from its pretrained policy: no random-action steps (authors' code).
+    "calql": {"agent": "baselines.calql", "overrides": {"start_training": 0}},
     # Fig. 8: Cal-QL pretraining, then plain SAC fine-tuning (no CQL term online).
-    "calql_sac": {"agent": "baselines.calql", "overrides": {"agent.online_cql": False}},
+    "calql_sac": {"agent": "baselines.calql", "overrides": {"start_training": 0, "agent.online_cql": False}},
     "dac": {"agent": "baselines.dac", "overrides": {}},
     "dipo": {"agent": "baselines.dipo", "overrides": {}},
     "qsm": {"agent": "baselines.qsm", "overrides": {}},
@@ -187,9 +190,14 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     for k, v in SCALES[scale].items():
-        # A scale sizes what a method has: e.g. agent.n_edit exists for EXPO only.
-        if k.startswith("agent.") and k not in valid:
-            continue
+        if k.startswith("agent."):
+            # A scale sizes what a method has (agent.n_edit exists for EXPO only), and only shrinks
+            # it: a count below the scale's value stays (Cal-QL's UTD 1 is not raised to 2).
+            if k not in valid:
+                continue
+            default = valid[k]
+            if isinstance(default, int) and not isinstance(default, bool) and isinstance(v, int):
+                v = min(v, default)
         set_dotted(cfg, k, v, valid)
     for k, v in overrides.items():
         set_dotted(cfg, k, v, valid)

@@ -100,7 +100,7 @@ def launch(*args):
 
 def test_launcher_errors_are_one_line():
     out = launch("figure=nope")
-    assert out.returncode != 0 and "valid figures: demo, quickstart" in out.stderr
+    assert out.returncode != 0 and "valid figures: baselines, demo, quickstart" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     out = launch("figure=quickstart", "agent.bogus=1")
     assert out.returncode != 0 and "unknown key 'agent.bogus'" in out.stderr

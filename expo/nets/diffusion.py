@@ -8,14 +8,18 @@ baselines all call it. Conventions follow the EXPO/IDQL code (IMPLEMENTATIONS.md
   and an LN residual MLP over concat(a_t, s, time embedding);
 - loss: || eps - eps_theta ||^2 summed over action dims, averaged over the batch;
 - sampler: ancestral DDPM from a_T ~ N(0, I), clipped to the action box [-1, 1] after every step.
+Also here for the DIPO / QSM baselines (their authors' conventions): the cosine beta schedule, the
+Diffusion-QL posterior sampler (clipped a_0 prediction, posterior variance, a noise ratio) and the
+plain-MLP noise network with sinusoidal or learnable Fourier time features.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from expo.nets.mlp import MLP, default_init
 
@@ -30,6 +34,19 @@ def vp_schedule(T: int, b_min: float = 0.1, b_max: float = 10.0) -> Schedule:
     t = jnp.arange(1, T + 1, dtype=jnp.float32)
     alphas = jnp.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
     return Schedule(betas=1.0 - alphas, alphas=alphas, alpha_bars=jnp.cumprod(alphas))
+
+
+def cosine_schedule(T: int, s: float = 0.008) -> Schedule:
+    """Nichol & Dhariwal's cosine schedule as the DIPO and QSM code build it: f(k) =
+    cos^2(((k / T) + s) / (1 + s) * pi / 2), k = 0..T; beta_t = 1 - f(t) / f(t - 1) clipped to
+    [0, 0.999] (computed in float64, stored float32); alpha_bars are the products of the clipped
+    1 - beta_t, as the authors recompute them."""
+    k = np.arange(T + 1, dtype=np.float64) / T
+    f = np.cos((k + s) / (1 + s) * np.pi * 0.5) ** 2
+    betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)
+    alphas = 1.0 - betas
+    return Schedule(betas=jnp.asarray(betas, jnp.float32), alphas=jnp.asarray(alphas, jnp.float32),
+                    alpha_bars=jnp.asarray(np.cumprod(alphas), jnp.float32))
 
 
 class FourierFeatures(nn.Module):
@@ -83,6 +100,39 @@ class NoisePredictor(nn.Module):
         return nn.Dense(self.action_dim, kernel_init=default_init())(x)
 
 
+def sinusoidal_embedding(t: jnp.ndarray, dim: int) -> jnp.ndarray:
+    """Fixed transformer-style features of the step t [B, 1]: [sin(t w_i), cos(t w_i)],
+    w_i = 10000^(-i / (dim/2 - 1)), i < dim/2 (DIPO / Diffusion-QL's SinusoidalPosEmb)."""
+    half = dim // 2
+    freqs = jnp.exp(-jnp.log(10000.0) * jnp.arange(half) / (half - 1))
+    f = t.astype(jnp.float32) * freqs
+    return jnp.concatenate([jnp.sin(f), jnp.cos(f)], axis=-1)
+
+
+class MLPNoisePredictor(nn.Module):
+    """eps_theta(s, a_t, t) as a plain MLP, the network of DIPO (Diffusion-QL's) and QSM: a time
+    embedding passed through an MLP (time_hidden_dims, last entry = conditioning width), then an
+    MLP over concat(a_t, s, conditioning) with hidden_dims and an action_dim output.
+    DIPO: fixed sinusoidal features (32) -> (256, 32), trunk (256, 256, 256), mish.
+    QSM: learnable Fourier features (64) -> (128, 128), trunk (512, 512), mish."""
+    action_dim: int
+    hidden_dims: Sequence[int]
+    time_dim: int
+    time_hidden_dims: Sequence[int]
+    learnable_time: bool = True
+    activation: Callable = jax.nn.mish
+
+    @nn.compact
+    def __call__(self, observations, noisy_actions, t, training: bool = False):
+        if self.learnable_time:
+            t_emb = FourierFeatures(self.time_dim)(t.astype(jnp.float32))
+        else:
+            t_emb = sinusoidal_embedding(t, self.time_dim)
+        cond = MLP(tuple(self.time_hidden_dims), activation=self.activation)(t_emb, training)
+        x = jnp.concatenate([noisy_actions, observations, cond], axis=-1)
+        return MLP((*self.hidden_dims, self.action_dim), activation=self.activation)(x, training)
+
+
 def noisy_actions_at(schedule: Schedule, actions, t, noise):
     """Forward process q(a_t | a_0) = N(sqrt(abar_t) a_0, (1 - abar_t) I), t in [0, T)."""
     abar = schedule.alpha_bars[t][:, None]
@@ -110,8 +160,33 @@ def ddpm_step(schedule: Schedule, a_t, eps, t, z):
     return jnp.clip(a_prev, -1.0, 1.0)
 
 
-def ddpm_sample(apply_fn, params, schedule: Schedule, key, observations, action_dim: int):
-    """Draw one action per row of observations [B, obs_dim] -> [B, action_dim]."""
+def posterior_step(schedule: Schedule, a_t, eps, t, z, noise_scale=1.0):
+    """One reverse step as DIPO / Diffusion-QL take it: predict a_0 = (a_t - sqrt(1 - abar_t) eps)
+    / sqrt(abar_t), clip it to [-1, 1], move to the mean of q(a_{t-1} | a_t, a_0) and add
+    noise_scale * its std (beta_t (1 - abar_{t-1}) / (1 - abar_t))^0.5 * z; no noise at t = 0 and
+    no clipping of a_{t-1} itself (the sample is clipped once at the end). noise_scale is DIPO's
+    noise_ratio: 1 when acting and in the TD target, 0 at evaluation."""
+    alpha, alpha_bar, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]
+    alpha_bar_prev = jnp.where(t > 0, schedule.alpha_bars[jnp.maximum(t - 1, 0)], 1.0)
+    a_0 = jnp.clip(jnp.sqrt(1.0 / alpha_bar) * a_t - jnp.sqrt(1.0 / alpha_bar - 1.0) * eps, -1.0, 1.0)
+    mean = (beta * jnp.sqrt(alpha_bar_prev) * a_0 + (1.0 - alpha_bar_prev) * jnp.sqrt(alpha) * a_t) / (
+        1.0 - alpha_bar)
+    std = jnp.exp(0.5 * jnp.log(jnp.maximum(beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar), 1e-20)))
+    return mean + (t > 0) * noise_scale * std * z
+
+
+def posterior_sample(apply_fn, params, schedule: Schedule, key, observations, action_dim: int,
+                     noise_scale: float = 1.0):
+    """DIPO's sampler: ddpm_sample with posterior_step, the result clipped to [-1, 1]."""
+    step = lambda s, a_t, eps, t, z: posterior_step(s, a_t, eps, t, z, noise_scale)  # noqa: E731
+    return jnp.clip(ddpm_sample(apply_fn, params, schedule, key, observations, action_dim, step),
+                    -1.0, 1.0)
+
+
+def ddpm_sample(apply_fn, params, schedule: Schedule, key, observations, action_dim: int,
+                step: Callable = ddpm_step):
+    """Draw one action per row of observations [B, obs_dim] -> [B, action_dim]. step(schedule,
+    a_t, eps, t, z) -> a_{t-1} is the reverse step (default ddpm_step)."""
     T = schedule.betas.shape[0]
     batch = observations.shape[0]
     init_key, key = jax.random.split(key)
@@ -121,7 +196,7 @@ def ddpm_sample(apply_fn, params, schedule: Schedule, key, observations, action_
         t, z_key = inputs
         eps = apply_fn({"params": params}, observations, a_t, jnp.full((batch, 1), t))
         z = jax.random.normal(z_key, a_t.shape)
-        return ddpm_step(schedule, a_t, eps, t, z), None
+        return step(schedule, a_t, eps, t, z), None
 
     a_T = jax.random.normal(init_key, (batch, action_dim))
     steps = jnp.arange(T - 1, -1, -1)

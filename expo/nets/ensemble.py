@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -14,11 +14,13 @@ from expo.nets.mlp import MLP, default_init
 class QNetwork(nn.Module):
     hidden_dims: Sequence[int]
     use_layer_norm: bool = True
+    activation: Callable = nn.relu  # DAC's critic uses mish
 
     @nn.compact
     def __call__(self, observations, actions, training: bool = False):
         x = jnp.concatenate([observations, actions], axis=-1)
-        x = MLP(self.hidden_dims, activate_final=True, use_layer_norm=self.use_layer_norm)(x, training)
+        x = MLP(self.hidden_dims, activation=self.activation, activate_final=True,
+                use_layer_norm=self.use_layer_norm)(x, training)
         return jnp.squeeze(nn.Dense(1, kernel_init=default_init())(x), -1)
 
 
@@ -33,10 +35,11 @@ class QEnsemble:
     hidden_dims: Sequence[int]
     num_qs: int = 10
     use_layer_norm: bool = True
+    activation: Callable = nn.relu
 
     @property
     def net(self) -> QNetwork:
-        return QNetwork(tuple(self.hidden_dims), self.use_layer_norm)
+        return QNetwork(tuple(self.hidden_dims), self.use_layer_norm, self.activation)
 
     def init(self, key, observations, actions):
         keys = jax.random.split(key, self.num_qs)

@@ -54,7 +54,7 @@ from flax.training.train_state import TrainState
 
 from expo.config import ConfigError
 from expo.nets import diffusion
-from expo.nets.ensemble import QEnsemble
+from expo.nets.ensemble import QEnsemble, summed_mse_step
 
 BETA_SCHEDULES = ("cosine", "vp")
 
@@ -253,15 +253,7 @@ def critic_step(agent: DipoAgent, batch):
     """One TD step; the loss is the SUM over heads of each head's MSE (F.mse_loss(q1) + F.mse_loss(q2))."""
     rng, key = jax.random.split(agent.rng)
     target = td_target(agent, key, batch)
-
-    def loss_fn(params):
-        qs = agent.critic.apply_fn({"params": params}, batch["observations"], batch["actions"])
-        return jnp.sum(jnp.mean((qs - target[None]) ** 2, axis=1)), qs
-
-    (loss, qs), grads = jax.value_and_grad(loss_fn, has_aux=True)(agent.critic.params)
-    critic = agent.critic.apply_gradients(grads=grads)
-    info = {"critic_loss": loss, "q_mean": qs.mean(), "q_max": qs.max(), "q_min": qs.min(),
-            "target_mean": target.mean()}
+    critic, info = summed_mse_step(agent.critic, batch["observations"], batch["actions"], target)
     return agent.replace(rng=rng, critic=critic), info
 
 
@@ -275,9 +267,9 @@ def bc_loss(agent: DipoAgent, params, key, observations, actions):
 def actor_step(agent: DipoAgent, observations, targets):
     """One BC step of the diffusion policy towards `targets` (the improved actions)."""
     rng, key = jax.random.split(agent.rng)
-    loss, grads = jax.value_and_grad(lambda p: bc_loss(agent, p, key, observations, targets))(
-        agent.actor.params)
-    return agent.replace(rng=rng, actor=agent.actor.apply_gradients(grads=grads)), {"bc_loss": loss}
+    actor, loss = diffusion.imitation_step(agent.actor, agent.schedule, key, observations, targets,
+                                           per_dim=True)  # = bc_loss
+    return agent.replace(rng=rng, actor=actor), {"bc_loss": loss}
 
 
 def move_targets(agent: DipoAgent):

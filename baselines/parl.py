@@ -413,11 +413,9 @@ def critic_step(agent: ParlAgent, batch, use_cql: bool):
 def imitation_step(agent: ParlAgent, batch):
     """Offline pretraining: the base policy's epsilon-MSE on the dataset actions."""
     rng, key, dropout_key = jax.random.split(agent.rng, 3)
-    loss, grads = jax.value_and_grad(
-        lambda p: diffusion.ddpm_loss(agent.actor.apply_fn, p, agent.schedule, key,
-                                      batch["observations"], batch["actions"], dropout_key))(
-        agent.actor.params)
-    return agent.replace(rng=rng, actor=agent.actor.apply_gradients(grads=grads)), {"bc_loss": loss}
+    actor, loss = diffusion.imitation_step(agent.actor, agent.schedule, key, batch["observations"],
+                                           batch["actions"], dropout_key)
+    return agent.replace(rng=rng, actor=actor), {"bc_loss": loss}
 
 
 def distillation_targets(agent: ParlAgent, key, observations, dataset_actions):

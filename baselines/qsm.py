@@ -45,7 +45,7 @@ from flax.training.train_state import TrainState
 
 from expo.config import ConfigError
 from expo.nets import diffusion
-from expo.nets.ensemble import QEnsemble
+from expo.nets.ensemble import QEnsemble, summed_mse_step
 
 BETA_SCHEDULES = ("vp", "cosine")
 
@@ -202,16 +202,8 @@ def critic_step(agent: QsmAgent, batch):
     """Each head's MSE against the shared target (summed: independent heads), then Polyak."""
     rng, key = jax.random.split(agent.rng)
     target, _ = td_target(agent, key, batch)
-
-    def loss_fn(params):
-        qs = agent.critic.apply_fn({"params": params}, batch["observations"], batch["actions"])
-        return jnp.sum(jnp.mean((qs - target[None]) ** 2, axis=1)), qs
-
-    (loss, qs), grads = jax.value_and_grad(loss_fn, has_aux=True)(agent.critic.params)
-    critic = agent.critic.apply_gradients(grads=grads)
+    critic, info = summed_mse_step(agent.critic, batch["observations"], batch["actions"], target)
     target_params = optax.incremental_update(critic.params, agent.target_critic, agent.hp.tau)
-    info = {"critic_loss": loss, "q_mean": qs.mean(), "q_max": qs.max(),
-            "q_min": qs.min(), "target_mean": target.mean()}
     return agent.replace(rng=rng, critic=critic, target_critic=target_params), info
 
 
@@ -248,11 +240,9 @@ def bc_step(agent: QsmAgent, batch):
     """Imitation (pretraining only): eps-MSE on the dataset actions, mean over batch and dims
     (the scale of the score-matching loss)."""
     rng, key = jax.random.split(agent.rng)
-    loss, grads = jax.value_and_grad(
-        lambda p: diffusion.ddpm_loss(agent.actor.apply_fn, p, agent.schedule, key,
-                                      batch["observations"], batch["actions"]) / agent.hp.action_dim)(
-        agent.actor.params)
-    return agent.replace(rng=rng, actor=agent.actor.apply_gradients(grads=grads)), {"bc_loss": loss}
+    actor, loss = diffusion.imitation_step(agent.actor, agent.schedule, key, batch["observations"],
+                                           batch["actions"], per_dim=True)
+    return agent.replace(rng=rng, actor=actor), {"bc_loss": loss}
 
 
 def qsm_step(agent: QsmAgent, batch):

@@ -4,7 +4,6 @@ Monte-Carlo return-to-go (sparse rule, trajectory boundaries) against hand-compu
 per-domain reward map; the update schedule (CQL on / off online), compile-once, and tiny
 end-to-end runs through expo.train.train.
 """
-import csv
 import dataclasses
 import math
 
@@ -16,8 +15,7 @@ import pytest
 from baselines import calql
 from expo import config as config_lib, protocol
 from expo.config import ConfigError
-from expo.data import ensure_generated, registry
-from expo.train import train
+from tests.conftest import assert_eval_rows, fresh_jit, loop_batch, tiny_train_run
 
 OBS, ACT = 3, 2
 LOG_HALF_A = ACT * math.log(0.5)  # log density of U[-1, 1]^2
@@ -198,12 +196,7 @@ def test_config_rejects_bad_values_and_calql_sac_turns_off_online_cql():
 # ============================================================== updates
 
 def make_batch(rng, k, b, mc=0.0):
-    return {"observations": rng.normal(size=(k, b, OBS)).astype(np.float32),
-            "actions": rng.uniform(-1, 1, (k, b, ACT)).astype(np.float32),
-            "rewards": -np.ones((k, b), np.float32),
-            "next_observations": rng.normal(size=(k, b, OBS)).astype(np.float32),
-            "masks": np.ones((k, b), np.float32),
-            "mc_returns": np.full((k, b), mc, np.float32)}
+    return loop_batch(rng, k, b, OBS, ACT, rewards=-1.0, mc_returns=mc)
 
 
 def lagrange_value(agent):
@@ -211,10 +204,7 @@ def lagrange_value(agent):
 
 
 def test_update_compiles_once_and_runs_the_joint_step():
-    def fresh_update(agent, batch):  # its own jit cache counts only these calls
-        return calql.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(calql.update)
     rng = np.random.default_rng(0)
     ag = calql.create(0, OBS, ACT, tiny_cfg())  # eagerly, as the training loop builds it
     for i in range(3):
@@ -240,16 +230,6 @@ def test_calql_sac_drops_the_cql_term_online_but_pretraining_keeps_it(agent):
 
 # ============================================================== end to end
 
-@pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded dataset and a 15-step horizon, so a run takes seconds."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
-
 
 TINY = {"scale": "mini", "steps": 24, "pretrain_steps": 20, "pretrain_chunk": 10, "eval_interval": 12,
         "eval_episodes": 2, "log_interval": 8, "progress": False, "dataset.num_demos": 3,
@@ -261,15 +241,8 @@ TINY = {"scale": "mini", "steps": 24, "pretrain_steps": 20, "pretrain_chunk": 10
 # runs Cal-QL's pretraining path
 @pytest.mark.parametrize("method, setting", [("calql", "online"), ("calql_sac", "offline_to_online")])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, method, setting):
-    cfg = config_lib.build_config({**TINY, "method": method, "setting": setting,
-                                   "results_dir": str(tmp_path)})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["env_step"]) for r in rows] == [0, 12, 24]
-    assert all(0.0 <= float(r["success"]) <= 1.0 for r in rows)
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
+    _, rows, train_rows = tiny_train_run(tmp_path, {**TINY, "method": method, "setting": setting})
+    assert_eval_rows(rows, [0, 12, 24])
     phases = {r["phase"] for r in train_rows}
     assert phases == ({"pretrain", "online"} if setting == "offline_to_online" else {"online"})
     for r in train_rows:

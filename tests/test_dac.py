@@ -6,22 +6,18 @@ Stubs: critic apply_fn Q_h(s, a) = f(s, a) + offsets[h] (+ params["shift"] to te
 critic from the online one); actor apply_fn whose DDPM samples land on clip(s[:, :A] + shift),
 shift read from the parameters given to the sampler (so EMA and online weights are told apart).
 """
-import csv
-import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from baselines import dac
-from expo import config as config_lib, protocol
+from expo import config as config_lib
 from expo.config import ConfigError
-from expo.data import ensure_generated, registry
-from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble
-from expo.train import train
+from tests.conftest import (assert_eval_rows, fresh_jit, jax_batch, loop_batch, leaves,
+                            tiny_train_run, trees_equal, with_hp)
 
 OBS, ACT = 3, 2
 TINY = dict(hidden_dims=(8, 8), num_qs=4, T=3, N=3, num_target_samples=2, diffusion_width=8,
@@ -40,10 +36,6 @@ def tiny_cfg(**kw):
 @pytest.fixture(scope="module")
 def agent():
     return jax.jit(lambda: dac.create(0, OBS, ACT, tiny_cfg()))()
-
-
-def with_hp(agent, **kw):
-    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
 
 
 def with_critic(agent, f, offsets, target_shift=0.0):
@@ -74,22 +66,7 @@ def with_shift_actor(agent, online_shift, ema_shift):
 
 
 def make_batch(key, utd, batch):
-    k = jax.random.split(key, 4)
-    return {
-        "observations": jax.random.normal(k[0], (utd, batch, OBS)),
-        "actions": jax.random.uniform(k[1], (utd, batch, ACT), minval=-1, maxval=1),
-        "rewards": jax.random.uniform(k[2], (utd, batch)),
-        "next_observations": jax.random.normal(k[3], (utd, batch, OBS)),
-        "masks": jnp.ones((utd, batch)),
-    }
-
-
-def leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
-def trees_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+    return jax_batch(key, utd, batch, OBS, ACT)
 
 
 # ============================================================== config
@@ -295,19 +272,11 @@ def test_sample_actions_real_networks_shape_and_range(agent):
 def test_update_trains_critic_and_actor_and_compiles_once():
     """utd full updates (critic, then actor) per call; the agent is built eagerly, as the loop
     builds it, and update() compiles once over several calls."""
-    def fresh_update(agent, batch):
-        return dac.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(dac.update)
     rng = np.random.default_rng(0)
     ag0 = ag = dac.create(0, OBS, ACT, tiny_cfg(eta_lr=0.001))
     for _ in range(3):
-        batch = {"observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "actions": rng.uniform(-1, 1, (2, 4, ACT)).astype(np.float32),
-                 "rewards": np.zeros((2, 4), np.float32),
-                 "next_observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "masks": np.ones((2, 4), np.float32)}
-        ag, info = update(ag, batch)
+        ag, info = update(ag, loop_batch(rng, 2, 4, OBS, ACT))
     assert update._cache_size() == 1
     assert {"critic_loss", "actor_loss", "bc_loss", "guidance_loss", "eta", "q_mean"} <= set(info)
     assert all(np.isfinite(np.asarray(v)) for v in info.values())
@@ -330,27 +299,11 @@ E2E = {
 }
 
 
-@pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded lift dataset and a 15-step horizon (tests/test_train.py's pattern)."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
-
 
 @pytest.mark.parametrize("setting", ["offline_to_online", "online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
-    cfg = config_lib.build_config({**E2E, "setting": setting, "results_dir": str(tmp_path)})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["env_step"]) for r in rows] == [0, 8, 16]
-    assert all(0.0 <= float(r["success"]) <= 1.0 for r in rows)
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
+    _, rows, train_rows = tiny_train_run(tmp_path, {**E2E, "setting": setting})
+    assert_eval_rows(rows, [0, 8, 16])
     expected = {"online"} if setting == "online" else {"pretrain", "online"}
     # pretraining and fine-tuning log the same objective; eta_lr = 0 keeps eta at its default 1
     assert {r["phase"] for r in train_rows} == expected

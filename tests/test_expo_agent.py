@@ -8,7 +8,6 @@ Stubs used below:
 - forced edit params: zero kernels, mean bias +-20 and log-std bias -20, so u = tanh(+-20) = +-1
   and the edit is exactly +-beta per dimension.
 """
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ from expo.config import ConfigError
 from expo.nets import ensemble
 from expo.nets.distributions import tanh_gaussian_log_prob_pre_tanh, tanh_gaussian_sample
 from expo.nets.temperature import temperature_loss
+from tests.conftest import fresh_jit, loop_batch, with_hp
 
 OBS, ACT = 3, 2
 TINY = dict(hidden_dims=(8, 8), num_qs=4, num_min_qs=2, T=3, N=3, n_edit=3, diffusion_width=8,
@@ -39,10 +39,6 @@ def agent():
     cfg = tiny_cfg()
     # jit only to keep the suite fast (one compile instead of hundreds of eager ops); same code
     return jax.jit(lambda: expo.create(0, OBS, ACT, cfg))()
-
-
-def with_hp(agent, **kw):
-    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
 
 
 def with_base_actor(agent):
@@ -582,19 +578,11 @@ def test_candidate_values_evaluates_only_the_subset_heads_with_the_same_result(a
 def test_update_compiles_once_over_several_calls():
     """create()'s leaves have exactly the types update() returns (no weak types), so the training
     loop's calls never recompile. The agent is built eagerly, as the training loop builds it."""
-    def fresh_update(agent, batch):  # a function of its own: its jit cache counts only these calls
-        return expo.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(expo.update)  # a function of its own: its jit cache counts only these calls
     rng = np.random.default_rng(0)
     ag = expo.create(0, OBS, ACT, tiny_cfg())
     for _ in range(3):
-        batch = {"observations": rng.normal(size=(1, 4, OBS)).astype(np.float32),
-                 "actions": rng.uniform(-1, 1, (1, 4, ACT)).astype(np.float32),
-                 "rewards": np.zeros((1, 4), np.float32),
-                 "next_observations": rng.normal(size=(1, 4, OBS)).astype(np.float32),
-                 "masks": np.ones((1, 4), np.float32)}
-        ag, _ = update(ag, batch)
+        ag, _ = update(ag, loop_batch(rng, 1, 4, OBS, ACT))
     assert update._cache_size() == 1
 
 

@@ -4,8 +4,6 @@ EMA-policy samples, the update schedule of each setting, compile-once, and a tin
 Stubs: critic apply_fn Q_h(s, a) = f(s, a)[h] + params["shift"], so the test can tell the target
 critic (shift 1) from the online one (shift 0); value apply_fn V(s) = g(s).
 """
-import csv
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -13,10 +11,10 @@ import numpy as np
 import pytest
 
 from baselines import idql
-from expo import config as config_lib, protocol
+from expo import config as config_lib
 from expo.config import ConfigError
-from expo.data import ensure_generated, registry
-from expo.train import train
+from tests.conftest import (assert_eval_rows, fresh_jit, jax_batch, loop_batch, leaves,
+                            tiny_train_run, trees_equal)
 
 OBS, ACT = 3, 2
 TINY = dict(hidden_dims=(8, 8), T=3, N=3, diffusion_width=8, diffusion_blocks=1, time_dim=4,
@@ -36,10 +34,6 @@ def agent():
     return jax.jit(lambda: idql.create(0, OBS, ACT, tiny_cfg()))()
 
 
-def with_hp(agent, **kw):
-    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
-
-
 def with_critic(agent, heads):
     """Q_h(s, a) = heads(s, a)[h] + params['shift']; online shift 0, target shift 1."""
     def apply_fn(variables, obs, actions, training=False):
@@ -55,22 +49,7 @@ def with_value(agent, g):
 
 
 def make_batch(key, utd, batch):
-    k = jax.random.split(key, 4)
-    return {
-        "observations": jax.random.normal(k[0], (utd, batch, OBS)),
-        "actions": jax.random.uniform(k[1], (utd, batch, ACT), minval=-1, maxval=1),
-        "rewards": jax.random.uniform(k[2], (utd, batch)),
-        "next_observations": jax.random.normal(k[3], (utd, batch, OBS)),
-        "masks": jnp.ones((utd, batch)),
-    }
-
-
-def leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
-def trees_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+    return jax_batch(key, utd, batch, OBS, ACT)
 
 
 # ============================================================== config
@@ -226,19 +205,11 @@ def test_pretrain_update_trains_actor_value_and_q(perturbed):
 def test_online_update_trains_the_actor_and_compiles_once():
     """The online-setting update (train_actor_online) BC-trains the actor with the critic; the
     agent is built eagerly, as the loop builds it, and update() compiles once over several calls."""
-    def fresh_update(agent, batch):  # its own function: its jit cache counts only these calls
-        return idql.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(idql.update)
     rng = np.random.default_rng(0)
     ag0 = ag = idql.create(0, OBS, ACT, tiny_cfg(train_actor_online=True))
     for _ in range(3):
-        batch = {"observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "actions": rng.uniform(-1, 1, (2, 4, ACT)).astype(np.float32),
-                 "rewards": np.zeros((2, 4), np.float32),
-                 "next_observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "masks": np.ones((2, 4), np.float32)}
-        ag, info = update(ag, batch)
+        ag, info = update(ag, loop_batch(rng, 2, 4, OBS, ACT))
     assert update._cache_size() == 1
     assert {"bc_loss", "critic_loss", "value_loss"} <= set(info)
     assert int(ag.actor.step) == 6 and int(ag.critic.step) == 6 and int(ag.value.step) == 6
@@ -256,27 +227,11 @@ E2E = {
 }
 
 
-@pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded lift dataset and a 15-step horizon (tests/test_train.py's pattern)."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
-
 
 @pytest.mark.parametrize("setting", ["offline_to_online", "online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
-    cfg = config_lib.build_config({**E2E, "setting": setting, "results_dir": str(tmp_path)})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["env_step"]) for r in rows] == [0, 8, 16]
-    assert all(0.0 <= float(r["success"]) <= 1.0 for r in rows)
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
+    _, rows, train_rows = tiny_train_run(tmp_path, {**E2E, "setting": setting})
+    assert_eval_rows(rows, [0, 8, 16])
     phases = {r["phase"] for r in train_rows}
     online = [r for r in train_rows if r["phase"] == "online"]
     assert online and all(r["critic_loss"] and r["value_loss"] for r in online)

@@ -6,7 +6,6 @@ Stubs: the critic stub makes every head Q_h(s, a) = f(a) + offset_h with f known
 policy's samples are replaced by a fixed candidate table (monkeypatching parl.base_samples), so
 every expected value below is written by hand.
 """
-import csv
 import dataclasses
 import json
 
@@ -18,6 +17,7 @@ import pytest
 from baselines import parl
 from expo import config as config_lib, protocol
 from expo.config import ConfigError
+from tests.conftest import loop_batch, tiny_train_run, with_hp
 
 OBS, ACT = 3, 1
 GAMMA = 0.99
@@ -64,10 +64,6 @@ def tiny_cfg(**kw):
 def agent():
     cfg = tiny_cfg()
     return jax.jit(lambda: parl.create(0, OBS, ACT, cfg))()
-
-
-def with_hp(agent, **kw):
-    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
 
 
 def with_critic(agent, f, offsets=None):
@@ -321,14 +317,9 @@ def test_monte_carlo_returns_by_hand():
 
 # ============================================================== updates
 
-def loop_batch(rng, k, b):
+def lift_batch(rng, k, b):
     """A batch as expo.buffers samples it for the E2E config below (lift: obs 19, action 7)."""
-    return {"observations": rng.normal(size=(k, b, 19)).astype(np.float32),
-            "actions": rng.uniform(-1, 1, (k, b, 7)).astype(np.float32),
-            "rewards": -np.ones((k, b), np.float32),
-            "next_observations": rng.normal(size=(k, b, 19)).astype(np.float32),
-            "masks": np.ones((k, b), np.float32),
-            "mc_returns": np.full((k, b), -50.0, np.float32)}
+    return loop_batch(rng, k, b, 19, 7, rewards=-1.0, mc_returns=-50.0)
 
 
 def test_update_and_pretrain_compile_once_and_move_the_right_parts():
@@ -341,14 +332,14 @@ def test_update_and_pretrain_compile_once_and_move_the_right_parts():
     ag = parl.create(0, 19, 7, cfg)
     start = ag
     for _ in range(2):
-        ag, info = parl.pretrain_update(ag, loop_batch(rng, 2, 8))
+        ag, info = parl.pretrain_update(ag, lift_batch(rng, 2, 8))
     assert parl.pretrain_update._cache_size() == pre0 + 1
     assert int(ag.actor.step) == 4 and int(ag.critic.step) == 4
     assert {"bc_loss", "td_loss", "cql_loss", "critic_loss"} <= set(info)
     assert all(np.isfinite(float(v)) for v in info.values())
     mid = ag
     for _ in range(3):
-        ag, info = parl.update(ag, loop_batch(rng, 1, 8))
+        ag, info = parl.update(ag, lift_batch(rng, 1, 8))
     assert parl.update._cache_size() == upd0 + 1
     # online: utd (1) critic steps per call; distillation through its own optimizer (actor.step fixed)
     assert int(ag.critic.step) == 4 + 3 and int(ag.actor.step) == 4
@@ -389,34 +380,19 @@ def test_create_rejects_bad_configs(kw):
 
 
 @pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded dataset and a 6-step horizon (tests/test_train.py's pattern)."""
-    from expo.data import ensure_generated, registry
-
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
+def tiny_world(tiny_world, monkeypatch):
+    """The shared tiny world (tests/conftest.py) with a 6-step horizon instead of 15."""
     monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=6))
 
 
 @pytest.mark.parametrize("setting", ["offline_to_online", "online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
-    from expo.train import train
-
-    cfg = config_lib.build_config({**E2E, "setting": setting, "results_dir": str(tmp_path),
-                                   "start_training": 2})
     before = [f._cache_size() for f in (parl.pretrain_update, parl.update, parl.sample_actions)]
-    run_dir = train(cfg)
+    run_dir, rows, train_rows = tiny_train_run(tmp_path, {**E2E, "setting": setting, "start_training": 2})
     after = [f._cache_size() for f in (parl.pretrain_update, parl.update, parl.sample_actions)]
     # the loop traces each jitted function once (pretrain_update only with pretraining)
     assert np.subtract(after, before).tolist() == [int(setting == "offline_to_online"), 1, 1]
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
     assert [int(r["env_step"]) for r in rows] == [0, 8]
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
     phases = {r["phase"] for r in train_rows}
     assert phases == ({"pretrain", "online"} if setting == "offline_to_online" else {"online"})
     pre = [r for r in train_rows if r["phase"] == "pretrain"]

@@ -12,8 +12,6 @@ Stubs: a critic whose heads are known functions of the action; an actor whose DD
 exactly on clip(obs[:, :A]) (it predicts the eps that puts the posterior mean there; the last step,
 t = 0, adds no noise), as in tests/test_expo_agent.py.
 """
-import csv
-import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +19,9 @@ import numpy as np
 import pytest
 
 from baselines import qsm
-from expo import config as config_lib, protocol
+from expo import config as config_lib
 from expo.config import ConfigError
-from expo.data import ensure_generated, registry
-from expo.nets import diffusion
-from expo.train import train
+from tests.conftest import assert_eval_rows, fresh_jit, jax_batch, loop_batch, tiny_train_run
 
 OBS, ACT = 3, 2
 TINY = dict(hidden_dims=(8, 8), diffusion_width=8, diffusion_layers=2, time_dim=4,
@@ -71,14 +67,7 @@ def quadratic(c):
 
 
 def make_batch(key, utd, batch, masks=1.0):
-    k = jax.random.split(key, 4)
-    return {
-        "observations": jax.random.uniform(k[0], (utd, batch, OBS), minval=-0.9, maxval=0.9),
-        "actions": jax.random.uniform(k[1], (utd, batch, ACT), minval=-1, maxval=1),
-        "rewards": jax.random.uniform(k[2], (utd, batch)),
-        "next_observations": jax.random.uniform(k[3], (utd, batch, OBS), minval=-0.9, maxval=0.9),
-        "masks": jnp.full((utd, batch), masks),
-    }
+    return jax_batch(key, utd, batch, OBS, ACT, obs_bound=0.9, masks=masks)
 
 
 def first(batch):
@@ -249,19 +238,11 @@ def test_pretraining_imitates_the_dataset_actions(agent):
 
 
 def test_update_compiles_once_and_scans_every_minibatch():
-    def fresh_update(agent, batch):
-        return qsm.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(qsm.update)
     rng = np.random.default_rng(0)
     ag = qsm.create(0, OBS, ACT, tiny_cfg(utd=2))
     for _ in range(3):
-        batch = {"observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "actions": rng.uniform(-1, 1, (2, 4, ACT)).astype(np.float32),
-                 "rewards": np.zeros((2, 4), np.float32),
-                 "next_observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "masks": np.ones((2, 4), np.float32)}
-        ag, _ = update(ag, batch)
+        ag, _ = update(ag, loop_batch(rng, 2, 4, OBS, ACT))
     assert update._cache_size() == 1
     assert int(ag.critic.step) == 6 and int(ag.actor.step) == 6
 
@@ -275,27 +256,11 @@ RUN = {"method": "qsm", "scale": "mini", "steps": 12, "pretrain_steps": 20, "pre
        "agent.time_hidden_dims": (16, 16), "agent.T": 3, "agent.utd": 2, "agent.batch_size": 8}
 
 
-@pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded dataset and a 15-step horizon (tests/test_train.py's fixture)."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
-
 
 @pytest.mark.parametrize("setting", ["online", "offline_to_online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
-    cfg = config_lib.build_config({**RUN, "setting": setting, "results_dir": str(tmp_path)})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["env_step"]) for r in rows] == [0, 6, 12]
-    assert all(0.0 <= float(r["success"]) <= 1.0 for r in rows)
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
+    _, rows, train_rows = tiny_train_run(tmp_path, {**RUN, "setting": setting})
+    assert_eval_rows(rows, [0, 6, 12])
     assert {r["phase"] for r in train_rows} == ({"online"} if setting == "online"
                                                 else {"pretrain", "online"})
     online = [r for r in train_rows if r["phase"] == "online"]

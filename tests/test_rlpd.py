@@ -6,8 +6,6 @@ Stubs: a toy critic whose "parameters" are one offset per head, Q_h(s, a) = offs
 that the subset of heads the target draws is visible in the value; a toy actor with a fixed mean
 and log-std, so the reparameterised sample is known from the key.
 """
-import csv
-import dataclasses
 import math
 
 import jax
@@ -16,11 +14,11 @@ import numpy as np
 import pytest
 
 from baselines import rlpd
-from expo import config as config_lib, protocol
+from expo import config as config_lib
 from expo.config import ConfigError
-from expo.data import ensure_generated, registry
 from expo.nets import ensemble
-from expo.train import train
+from tests.conftest import (assert_eval_rows, fresh_jit, jax_batch, loop_batch, tiny_train_run,
+                            with_hp)
 
 OBS, ACT = 3, 2
 GAMMA = 0.99
@@ -37,10 +35,6 @@ def tiny_cfg(**kw):
 def agent():
     # jit only to keep the suite fast (one compile instead of hundreds of eager ops); same code
     return jax.jit(lambda: rlpd.create(0, OBS, ACT, tiny_cfg()))()
-
-
-def with_hp(agent, **kw):
-    return agent.replace(hp=dataclasses.replace(agent.hp, **kw))
 
 
 def offset_critic(offsets):
@@ -150,18 +144,9 @@ def test_temperature_step_moves_alpha_towards_the_target_entropy(agent):
 
 # ============================================================== update schedule, policies, config
 
-def make_batch(key, utd, batch):
-    k = jax.random.split(key, 4)
-    return {"observations": jax.random.normal(k[0], (utd, batch, OBS)),
-            "actions": jax.random.uniform(k[1], (utd, batch, ACT), minval=-1, maxval=1),
-            "rewards": jax.random.uniform(k[2], (utd, batch)),
-            "next_observations": jax.random.normal(k[3], (utd, batch, OBS)),
-            "masks": jnp.ones((utd, batch))}
-
-
 def test_critic_step_moves_the_target_by_polyak_tau(agent):
     perturbed = agent.replace(target_critic=jax.tree_util.tree_map(lambda p: p + 0.1, agent.critic.params))
-    batch = jax.tree_util.tree_map(lambda x: x[0], make_batch(jax.random.PRNGKey(1), 1, 4))
+    batch = jax.tree_util.tree_map(lambda x: x[0], jax_batch(jax.random.PRNGKey(1), 1, 4, OBS, ACT))
     new, info = jax.jit(rlpd.critic_step)(perturbed, batch)
     assert int(new.critic.step) == 1 and np.isfinite(float(info["critic_loss"]))
     expected = jax.tree_util.tree_map(lambda t, c: 0.995 * t + 0.005 * c, perturbed.target_critic,
@@ -183,19 +168,11 @@ def test_eval_is_deterministic_tanh_mean_and_acting_samples(agent):
 
 
 def test_update_compiles_once_over_several_calls():
-    def fresh_update(agent, batch):  # its own jit cache counts only these calls
-        return rlpd.update.__wrapped__(agent, batch)
-
-    update = jax.jit(fresh_update)
+    update = fresh_jit(rlpd.update)
     rng = np.random.default_rng(0)
     ag = rlpd.create(0, OBS, ACT, tiny_cfg())  # eagerly, as the training loop builds it
     for _ in range(3):
-        batch = {"observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "actions": rng.uniform(-1, 1, (2, 4, ACT)).astype(np.float32),
-                 "rewards": np.zeros((2, 4), np.float32),
-                 "next_observations": rng.normal(size=(2, 4, OBS)).astype(np.float32),
-                 "masks": np.ones((2, 4), np.float32)}
-        ag, info = update(ag, batch)
+        ag, info = update(ag, loop_batch(rng, 2, 4, OBS, ACT))
     assert update._cache_size() == 1
     # the schedule: utd = 2 critic steps, then one actor and one temperature step, per call
     assert int(ag.critic.step) == 6 and int(ag.actor.step) == 3 and int(ag.temp.step) == 3
@@ -219,16 +196,6 @@ def test_config_defaults_and_protocol_resolution():
 
 # ============================================================== end to end
 
-@pytest.fixture
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded dataset and a 15-step horizon, so a run takes seconds."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
-
 
 TINY = {"method": "rlpd", "scale": "mini", "steps": 24, "eval_interval": 12, "eval_episodes": 2,
         "log_interval": 8, "progress": False, "dataset.num_demos": 3, "start_training": 10,
@@ -237,13 +204,7 @@ TINY = {"method": "rlpd", "scale": "mini", "steps": 24, "eval_interval": 12, "ev
 
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path):
     """offline_to_online: RLPD runs exactly as online (pretrain_steps 0), with the offline buffer."""
-    cfg = config_lib.build_config({**TINY, "setting": "offline_to_online", "results_dir": str(tmp_path)})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(r["env_step"]) for r in rows] == [0, 12, 24]
-    assert all(0.0 <= float(r["success"]) <= 1.0 for r in rows)
-    with open(run_dir / "train.csv") as f:
-        train_rows = list(csv.DictReader(f))
+    _, rows, train_rows = tiny_train_run(tmp_path, {**TINY, "setting": "offline_to_online"})
+    assert_eval_rows(rows, [0, 12, 24])
     assert {r["phase"] for r in train_rows} == {"online"}  # no pretraining in either setting
     assert all(np.isfinite(float(r["critic_loss"])) and r["temperature"] for r in train_rows)

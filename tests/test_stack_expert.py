@@ -1,20 +1,17 @@
 """The embedded stack_robosuite task: scripted Stack expert, its dataset file, and a tiny run end to end."""
-import csv
-import dataclasses
 import json
 
 import h5py
 import numpy as np
 import pytest
 
-from expo import config as config_lib, protocol
-from expo.data import ensure_generated, registry
+from expo.data import registry
 from expo.data.experts.stack import EXPERT_VERSION, StackExpert, _grasp_yaw, generate_stack_dataset
 from expo.data.robomimic_hdf5 import load_robomimic_hdf5
 from expo.envs import make_env
 from expo.envs.robomimic import ROBOMIMIC_OBS_KEYS
 from expo.protocol import get_task
-from expo.train import train
+from tests.conftest import tiny_train_run, use_tiny_dataset
 
 SPEC = get_task("stack_robosuite")
 STACKED_DZ = 0.045  # cube A's centre above cube B's when A rests on B (half-sides 0.02 + 0.025)
@@ -121,22 +118,17 @@ def test_registry_entry_names_the_stack_expert():
 
 def test_tiny_training_run_on_stack(tmp_path, monkeypatch):
     """tests/test_train.py's tiny run, on stack_robosuite: a 3-demo file from the registry, horizon 15."""
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(tmp_path / "data_root"))
-    tiny = dataclasses.replace(registry.DATASETS["stack_scripted"], num_demos=3, noise=0.0)
-    monkeypatch.setitem(registry.DATASETS, "stack_scripted", tiny)
-    assert ensure_generated(tiny)["num_demos"] == 3  # with the real horizon: the expert needs ~70 steps
-    monkeypatch.setitem(protocol.TASKS, "stack_robosuite", dataclasses.replace(SPEC, horizon=15))
-    cfg = config_lib.build_config({
-        "task": "stack_robosuite", "figure": "t", "seed": 0, "results_dir": str(tmp_path / "results"),
+    summary = use_tiny_dataset(monkeypatch, tmp_path / "data_root", "stack_scripted", "stack_robosuite",
+                               horizon=15, num_demos=3, noise=0.0)
+    assert summary["num_demos"] == 3  # generated with the real horizon: the expert needs ~70 steps
+    run_dir, rows, _ = tiny_train_run(tmp_path / "results", {
+        "task": "stack_robosuite", "figure": "t", "seed": 0,
         "scale": "mini", "steps": 12, "pretrain_steps": 20, "pretrain_chunk": 20, "eval_interval": 12,
         "eval_episodes": 1, "log_interval": 6, "progress": False, "dataset.num_demos": 2,
         "agent.hidden_dims": (16, 16), "agent.diffusion_width": 16, "agent.time_dim": 8,
         "agent.N": 2, "agent.n_edit": 2, "agent.T": 2, "agent.utd": 1, "agent.batch_size": 8,
     })
-    run_dir = train(cfg)
     assert run_dir == tmp_path / "results" / "t" / "stack_robosuite" / "expo" / "seed_0"
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
     assert [int(r["env_step"]) for r in rows] == [0, 12]
     for r in rows:
         assert 0.0 <= float(r["success"]) <= 1.0 and 1 <= float(r["episode_length"]) <= 15

@@ -1,6 +1,4 @@
 """The training loop end to end at a tiny size: CSV layout, determinism, learning, the launcher."""
-import csv
-import dataclasses
 import json
 import os
 import subprocess
@@ -9,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from expo import config as config_lib, protocol
-from expo.data import ensure_generated, registry
-from expo.train import train
+from expo import protocol
+from tests.conftest import read_rows, tiny_train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,25 +20,12 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def tiny_world(tmp_path_factory, monkeypatch):
-    """A 4-demo embedded dataset and a 15-step horizon, so a run takes seconds."""
-    root = tmp_path_factory.getbasetemp() / "data_root"
-    monkeypatch.setenv("EXPO_DATA_ROOT", str(root))
-    tiny = dataclasses.replace(registry.DATASETS["lift_scripted"], num_demos=4)
-    monkeypatch.setitem(registry.DATASETS, "lift_scripted", tiny)
-    ensure_generated(tiny)  # with the real horizon: the expert needs ~80 steps per demo
-    monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=15))
+# every test runs in the shared tiny world (tests/conftest.py): 4 demos, horizon 15
+pytestmark = pytest.mark.usefixtures("tiny_world")
 
 
 def run(tmp_path, **overrides):
-    cfg = config_lib.build_config({**TINY, "results_dir": str(tmp_path), **overrides})
-    return train(cfg)
-
-
-def read_rows(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+    return tiny_train_run(tmp_path, {**TINY, **overrides})[0]
 
 
 def test_run_writes_eval_train_config(tmp_path):

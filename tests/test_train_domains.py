@@ -1,14 +1,13 @@
 """The one training loop on a downloaded-data domain: AntMaze (D4RL hdf5) and Adroit (AWAC .npy), on
 small files written in the real layouts at the registry's paths, with tiny sizes and horizons."""
-import csv
 import dataclasses
 import json
 
 import pytest
 
-from expo import config as config_lib, protocol
-from expo.train import train
+from expo import protocol
 from tests.test_awac_loader import write_default as write_awac_pen
+from tests.conftest import tiny_train_run
 from tests.test_d4rl_loader import write_d4rl
 
 TINY = {
@@ -21,10 +20,7 @@ TINY = {
 
 def tiny_run(tmp_path, monkeypatch, task, horizon):
     monkeypatch.setitem(protocol.TASKS, task, dataclasses.replace(protocol.TASKS[task], horizon=horizon))
-    cfg = config_lib.build_config({**TINY, "task": task, "results_dir": str(tmp_path / "results")})
-    run_dir = train(cfg)
-    with open(run_dir / "eval.csv") as f:
-        rows = list(csv.DictReader(f))
+    run_dir, rows, _ = tiny_train_run(tmp_path / "results", {**TINY, "task": task})
     return json.loads((run_dir / "config.json").read_text()), rows
 
 

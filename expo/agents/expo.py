@@ -304,11 +304,8 @@ def critic_step(agent: ExpoAgent, batch):
 def actor_step(agent: ExpoAgent, batch):
     """One imitation (epsilon-MSE) update of the base policy and its EMA."""
     rng, key, dropout_key = jax.random.split(agent.rng, 3)
-    loss, grads = jax.value_and_grad(
-        lambda p: diffusion.ddpm_loss(agent.actor.apply_fn, p, agent.schedule, key,
-                                      batch["observations"], batch["actions"], dropout_key))(
-        agent.actor.params)
-    actor = agent.actor.apply_gradients(grads=grads)
+    actor, loss = diffusion.imitation_step(agent.actor, agent.schedule, key, batch["observations"],
+                                           batch["actions"], dropout_key)
     ema = optax.incremental_update(actor.params, agent.actor_ema, agent.hp.actor_ema)
     return agent.replace(rng=rng, actor=actor, actor_ema=ema), {"bc_loss": loss}
 

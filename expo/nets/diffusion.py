@@ -152,6 +152,19 @@ def ddpm_loss(apply_fn, params, schedule: Schedule, key, observations, actions, 
     return jnp.mean(jnp.sum((eps - noise) ** 2, axis=-1))
 
 
+def imitation_step(actor, schedule: Schedule, key, observations, actions, dropout_key=None,
+                   per_dim: bool = False):
+    """One gradient step of the actor TrainState on the epsilon-MSE (ddpm_loss) of (observations,
+    actions); per_dim divides the loss by |A| (a mean over action dims, as DIPO and QSM take it).
+    Returns (updated actor, loss)."""
+    def loss_fn(params):
+        loss = ddpm_loss(actor.apply_fn, params, schedule, key, observations, actions, dropout_key)
+        return loss / actions.shape[-1] if per_dim else loss
+
+    loss, grads = jax.value_and_grad(loss_fn)(actor.params)
+    return actor.apply_gradients(grads=grads), loss
+
+
 def ddpm_step(schedule: Schedule, a_t, eps, t, z):
     """One ancestral step a_t -> a_{t-1}, clipped to [-1, 1]; no noise is added at t = 0."""
     alpha, alpha_bar, beta = schedule.alphas[t], schedule.alpha_bars[t], schedule.betas[t]

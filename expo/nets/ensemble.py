@@ -66,3 +66,17 @@ def subset_params(params, key, num_qs: int, num_min_qs: int):
     """The parameters of a random subset of heads, so only those heads are evaluated."""
     idx = subset_indices(key, num_qs, num_min_qs)
     return jax.tree_util.tree_map(lambda p: p[idx], params)
+
+
+def summed_mse_step(critic, observations, actions, target):
+    """One gradient step of the critic TrainState on the SUM over heads of each head's MSE against
+    the shared target [B] (independent heads: each head's gradient is its own MSE's). DIPO's and
+    QSM's critic loss. Returns (updated critic, info)."""
+    def loss_fn(params):
+        qs = critic.apply_fn({"params": params}, observations, actions)
+        return jnp.sum(jnp.mean((qs - target[None]) ** 2, axis=1)), qs
+
+    (loss, qs), grads = jax.value_and_grad(loss_fn, has_aux=True)(critic.params)
+    info = {"critic_loss": loss, "q_mean": qs.mean(), "q_max": qs.max(), "q_min": qs.min(),
+            "target_mean": target.mean()}
+    return critic.apply_gradients(grads=grads), info

@@ -70,6 +70,7 @@ from baselines.sac import eval_actions, sample_actions  # noqa: F401  (module co
 from expo.config import ConfigError
 from expo.nets.ensemble import QEnsemble
 from expo.nets.temperature import Temperature, temperature_loss
+from expo.agents.scan import scan_minibatches
 
 # Batch fields besides the standard five, with the value an online row holds until its episode
 # ends: mc_return = -inf is no lower bound at all (max(Q, -inf) = Q).
@@ -444,8 +445,7 @@ def calql_step(agent: CalQLAgent, batch, use_cql: bool):
 
 
 def _scan(agent: CalQLAgent, batch, use_cql: bool):
-    agent, info = jax.lax.scan(functools.partial(calql_step, use_cql=use_cql), agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(functools.partial(calql_step, use_cql=use_cql), agent, batch)
 
 
 @jax.jit

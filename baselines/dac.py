@@ -51,6 +51,7 @@ from flax.training.train_state import TrainState
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble
+from expo.agents.scan import scan_minibatches
 
 EPS = 1e-6
 ACTIVATIONS = {"mish": jax.nn.mish, "relu": jax.nn.relu}
@@ -329,19 +330,14 @@ def sample_actions(agent: DACAgent, observations, key):
 
 # ----------------------------------------------------------------------------- updates
 
-def _mean_info(info):
-    return {k: v.mean() for k, v in info.items()}
-
 
 @jax.jit
 def update(agent: DACAgent, batch):
     """One environment step: utd full DAC updates (critic then actor) on [utd, B] minibatches."""
-    agent, info = jax.lax.scan(full_step, agent, batch)
-    return agent, _mean_info(info)
+    return scan_minibatches(full_step, agent, batch)
 
 
 @jax.jit
 def pretrain_update(agent: DACAgent, batch):
     """k offline DAC updates on [k, B] offline minibatches (the same objective as online)."""
-    agent, info = jax.lax.scan(full_step, agent, batch)
-    return agent, _mean_info(info)
+    return scan_minibatches(full_step, agent, batch)

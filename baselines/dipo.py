@@ -55,6 +55,7 @@ from flax.training.train_state import TrainState
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble, summed_mse_step
+from expo.agents.scan import scan_minibatches
 
 BETA_SCHEDULES = ("cosine", "vp")
 
@@ -305,12 +306,10 @@ def pretrain_step(agent: DipoAgent, batch):
 @jax.jit
 def update(agent: DipoAgent, batch):
     """One environment step's worth of learning. batch leaves have shape [utd, B, ...]."""
-    agent, info = jax.lax.scan(dipo_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(dipo_step, agent, batch)
 
 
 @jax.jit
 def pretrain_update(agent: DipoAgent, batch):
     """k offline steps (batch leaves [k, B, ...]): see pretrain_step and the module docstring."""
-    agent, info = jax.lax.scan(pretrain_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(pretrain_step, agent, batch)

@@ -52,6 +52,7 @@ from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble
 from expo.nets.mlp import MLP, default_init
+from expo.agents.scan import scan_minibatches
 
 
 def get_config() -> dict[str, Any]:
@@ -269,21 +270,16 @@ def sample_actions(agent: IDQLAgent, observations, key):
 
 # ----------------------------------------------------------------------------- updates
 
-def _mean_info(info):
-    return {k: v.mean() for k, v in info.items()}
-
 
 @jax.jit
 def update(agent: IDQLAgent, batch):
     """One environment step: utd scanned steps on [utd, B] minibatches; critic only (the authors'
     fine-tuning) unless train_actor_online (the online setting, see the module docstring)."""
     step = full_step if agent.hp.train_actor_online else critic_step
-    agent, info = jax.lax.scan(step, agent, batch)
-    return agent, _mean_info(info)
+    return scan_minibatches(step, agent, batch)
 
 
 @jax.jit
 def pretrain_update(agent: IDQLAgent, batch):
     """k offline IDQL steps (actor, V, Q each) on [k, B] offline minibatches."""
-    agent, info = jax.lax.scan(full_step, agent, batch)
-    return agent, _mean_info(info)
+    return scan_minibatches(full_step, agent, batch)

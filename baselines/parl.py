@@ -64,6 +64,7 @@ from flax.training.train_state import TrainState
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble, subset_params
+from expo.agents.scan import scan_minibatches
 
 # Cal-QL's Monte-Carlo lower bound: a per-transition field, -inf (no bound) until its episode ends.
 EXTRA_FIELDS = {"mc_returns": -np.inf}
@@ -451,19 +452,16 @@ def distill_step(agent: ParlAgent, batch):
 
 # ----------------------------------------------------------------------------- updates
 
-def _mean(info):
-    return {k: v.mean() for k, v in info.items()}
-
 
 @jax.jit
 def update(agent: ParlAgent, batch):
     """One environment step: utd critic steps (lax.scan), then one distillation step on the last
     minibatch. batch leaves have shape [utd, B, ...] (first half offline, second half online)."""
     use_cql = agent.hp.online_cql and agent.hp.cql_alpha > 0
-    agent, critic_info = jax.lax.scan(lambda a, b: critic_step(a, b, use_cql), agent, batch)
+    agent, critic_info = scan_minibatches(lambda a, b: critic_step(a, b, use_cql), agent, batch)
     last = jax.tree_util.tree_map(lambda x: x[-1], batch)
     agent, distill_info = distill_step(agent, last)
-    return agent, {**_mean(critic_info), **distill_info}
+    return agent, {**critic_info, **distill_info}
 
 
 @jax.jit
@@ -477,8 +475,7 @@ def pretrain_update(agent: ParlAgent, batch):
         a, critic_info = critic_step(a, b, use_cql)
         return a, {**bc_info, **critic_info}
 
-    agent, info = jax.lax.scan(step, agent, batch)
-    return agent, _mean(info)
+    return scan_minibatches(step, agent, batch)
 
 
 # ----------------------------------------------------------------------------- Monte-Carlo returns

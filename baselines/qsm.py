@@ -46,6 +46,7 @@ from flax.training.train_state import TrainState
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble, summed_mse_step
+from expo.agents.scan import scan_minibatches
 
 BETA_SCHEDULES = ("vp", "cosine")
 
@@ -261,12 +262,10 @@ def pretrain_step(agent: QsmAgent, batch):
 @jax.jit
 def update(agent: QsmAgent, batch):
     """One environment step's worth of learning. batch leaves have shape [utd, B, ...]."""
-    agent, info = jax.lax.scan(qsm_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(qsm_step, agent, batch)
 
 
 @jax.jit
 def pretrain_update(agent: QsmAgent, batch):
     """k offline steps (batch leaves [k, B, ...]): critic TD as online + imitation of the data."""
-    agent, info = jax.lax.scan(pretrain_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(pretrain_step, agent, batch)

@@ -42,6 +42,7 @@ from baselines.sac import eval_actions, sample_actions  # noqa: F401  (module co
 from expo.config import ConfigError
 from expo.nets.ensemble import QEnsemble, subset_params
 from expo.nets.temperature import temperature_loss
+from expo.agents.scan import scan_minibatches
 
 
 def get_config() -> dict[str, Any]:
@@ -204,10 +205,10 @@ def actor_temperature_step(agent: RLPDAgent, batch):
 def update(agent: RLPDAgent, batch):
     """One environment step: lax.scan over the utd critic minibatches (batch leaves [utd, B, ...]),
     then one actor + temperature step on the last minibatch."""
-    agent, critic_info = jax.lax.scan(critic_step, agent, batch)
+    agent, critic_info = scan_minibatches(critic_step, agent, batch)
     last = jax.tree_util.tree_map(lambda x: x[-1], batch)
     agent, actor_info = actor_temperature_step(agent, last)
-    return agent, {**{k: v.mean() for k, v in critic_info.items()}, **actor_info}
+    return agent, {**critic_info, **actor_info}
 
 
 def _sac_step(agent: RLPDAgent, batch):
@@ -220,5 +221,4 @@ def _sac_step(agent: RLPDAgent, batch):
 def pretrain_update(agent: RLPDAgent, batch):
     """RLPD has no pretraining (METHODS sets pretrain_steps 0, so the loop never calls this). For
     the module contract: one SAC step (critic, actor, temperature) per offline minibatch [k, B]."""
-    agent, info = jax.lax.scan(_sac_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(_sac_step, agent, batch)

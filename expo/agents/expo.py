@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import optax
 from flax.training.train_state import TrainState
 
+from expo.agents.scan import scan_minibatches
 from expo.config import ConfigError
 from expo.nets import diffusion
 from expo.nets.distributions import TanhGaussian, tanh_gaussian_sample
@@ -341,10 +342,10 @@ def edit_step(agent: ExpoAgent, batch):
 @jax.jit
 def update(agent: ExpoAgent, batch):
     """One environment step's worth of learning. batch leaves have shape [utd, B, ...]."""
-    agent, critic_info = jax.lax.scan(critic_step, agent, batch)
+    agent, critic_info = scan_minibatches(critic_step, agent, batch)
     last = jax.tree_util.tree_map(lambda x: x[-1], batch)
     agent, actor_info = actor_step(agent, last)
-    info = {**{k: v.mean() for k, v in critic_info.items()}, **actor_info}
+    info = {**critic_info, **actor_info}
     if agent.hp.n_edit > 0:
         agent, edit_info = edit_step(agent, last)
         info.update(edit_info)
@@ -355,5 +356,4 @@ def update(agent: ExpoAgent, batch):
 def pretrain_update(agent: ExpoAgent, batch):
     """Offline imitation of the base policy only (Q and edit policy start from scratch online).
     batch leaves have shape [k, B, ...]: k imitation steps in one call."""
-    agent, info = jax.lax.scan(actor_step, agent, batch)
-    return agent, {k: v.mean() for k, v in info.items()}
+    return scan_minibatches(actor_step, agent, batch)

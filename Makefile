@@ -24,7 +24,9 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# Figures, Tables 1-2 and figures/REPORT.md from results/ only (tables first: the report shows them).
 figures: setup
+	$(PY) -m analysis.tables --out figures
 	$(PY) -m analysis.figures --results results --out figures
 
 bench: setup

@@ -19,6 +19,7 @@ or 5); the shaded band is min..max over seeds and is NOT smoothed"):
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import reduce
 from typing import Iterable
 
@@ -68,6 +69,18 @@ def common_steps(steps_per_seed: Iterable[Iterable[int]]) -> np.ndarray:
     return np.array(sorted(reduce(set.intersection, sets)), dtype=np.int64)
 
 
+def aligned_seed_table(df: pd.DataFrame, value_col: str = "value") -> pd.DataFrame:
+    """The seeds of ONE method on one task as a table: index env_step (the steps every seed has,
+    sorted), one column per seed. A repeated step inside a seed is averaged (runs.py keeps one)."""
+    if df.empty:
+        return pd.DataFrame(index=pd.Index([], dtype=np.int64, name="env_step"))
+    per_seed = df.groupby("seed")["env_step"].apply(list)
+    steps = common_steps(per_seed.tolist())
+    sub = df[df["env_step"].isin(steps)]
+    wide = sub.pivot_table(index="env_step", columns="seed", values=value_col, aggfunc="mean")
+    return wide.reindex(columns=sorted(per_seed.index)).sort_index()
+
+
 def aggregate_seeds(df: pd.DataFrame, value_col: str = "value", window: int = 3,
                     mode: str = "centered") -> pd.DataFrame:
     """Aggregate the seeds of ONE method on one task.
@@ -77,20 +90,15 @@ def aggregate_seeds(df: pd.DataFrame, value_col: str = "value", window: int = 3,
     ``env_step, mean, smoothed, min, max, n_seeds``; only ``smoothed`` is smoothed.
     """
     cols = ["env_step", "mean", "smoothed", "min", "max", "n_seeds"]
-    if df.empty:
+    wide = aligned_seed_table(df, value_col)
+    if wide.empty:
         return pd.DataFrame(columns=cols)
-    per_seed = df.groupby("seed")["env_step"].apply(list)
-    steps = common_steps(per_seed.tolist())
-    sub = df[df["env_step"].isin(steps)]
-    # One value per (seed, step); a repeated step inside a seed is averaged (runs.py keeps one).
-    wide = sub.pivot_table(index="env_step", columns="seed", values=value_col, aggfunc="mean")
-    wide = wide.sort_index()
     out = pd.DataFrame({
         "env_step": wide.index.to_numpy(dtype=np.int64),
         "mean": wide.mean(axis=1).to_numpy(dtype=float),
         "min": wide.min(axis=1).to_numpy(dtype=float),
         "max": wide.max(axis=1).to_numpy(dtype=float),
-        "n_seeds": np.full(len(wide), len(per_seed), dtype=np.int64),
+        "n_seeds": np.full(len(wide), wide.shape[1], dtype=np.int64),
     })
     out["smoothed"] = running_average(out["mean"].to_numpy(), window, mode)
     return out[cols]
@@ -152,3 +160,74 @@ def is_single_point(agg: pd.DataFrame) -> bool:
     """True when an aggregated curve has a single aligned env_step (e.g. an imitation-only run
     evaluated once at env_step 0): such a method is drawn as a horizontal reference line."""
     return len(agg) == 1
+
+
+@dataclasses.dataclass
+class TaskAverage:
+    """Learning curves averaged over tasks (`average_over_tasks`)."""
+
+    curves: pd.DataFrame          # method, x, mean, smoothed, min, max, n_tasks, n_seeds, n_band_seeds
+    x_unit: str                   # "env_step" or "fraction" (of each task's env-step budget)
+    budgets: dict[str, int]       # task -> largest env_step any run of the task reached
+    excluded: dict[str, list[str]]  # method -> tasks it has no curve on (not averaged)
+
+
+def average_over_tasks(data: pd.DataFrame, value_col: str = "value", window: int = 3,
+                       mode: str = "centered") -> TaskAverage:
+    """Each method's learning curve averaged over the tasks of `data` (Fig. 1 right).
+
+    * Per task, a method's curve is its mean over seeds at the aligned steps (`aggregate_seeds`,
+      unsmoothed).
+    * x axis: env steps when every task has the same budget (the largest env_step any run of the
+      task reached), otherwise the fraction of each task's budget, so that a 300k-step Antmaze task
+      and a 1M-step Robomimic task are averaged at the same point of their training.
+    * Grid: the union of the tasks' (normalised) evaluation positions, up to the smallest end of
+      the method's curves over tasks; each task's curve is linearly interpolated onto it. Nothing is
+      extrapolated, so every point averages every task.
+    * Only methods with a curve on every task are averaged (`excluded` names the others).
+    * mean: average over tasks of the per-task means; smoothed: its running average (only the line
+      is smoothed); min/max: over seed ids present on every task, of the task average of that
+      seed's curve (unsmoothed; NaN when no seed id is common to all tasks); n_seeds: the fewest
+      seeds any task's mean has; n_band_seeds: the seed ids behind the band.
+    """
+    cols = ["method", "x", "mean", "smoothed", "min", "max", "n_tasks", "n_seeds",
+            "n_band_seeds"]
+    tasks = sorted(data["task"].unique())
+    budgets = {t: int(data.loc[data["task"] == t, "env_step"].max()) for t in tasks}
+    same_budget = len(set(budgets.values())) <= 1
+    x_unit = "env_step" if same_budget else "fraction"
+    parts, excluded = [], {}
+    for method in sorted(data["method"].unique()):
+        tables = {}
+        for task in tasks:
+            g = data[(data["task"] == task) & (data["method"] == method)]
+            wide = aligned_seed_table(g, value_col)
+            if not wide.empty:
+                tables[task] = wide
+        missing = [t for t in tasks if t not in tables]
+        if missing:
+            excluded[method] = missing
+            continue
+        xs = {t: w.index.to_numpy(dtype=float) / (1.0 if same_budget else max(budgets[t], 1))
+              for t, w in tables.items()}
+        end = min(x.max() for x in xs.values())
+        grid = np.unique(np.concatenate([x[x <= end] for x in xs.values()]))
+        task_means = np.array([np.interp(grid, xs[t], w.mean(axis=1).to_numpy(dtype=float))
+                               for t, w in tables.items()])
+        mean = task_means.mean(axis=0)
+        band_seeds = sorted(reduce(set.intersection, (set(w.columns) for w in tables.values())))
+        if band_seeds:
+            per_seed = np.array([
+                np.mean([np.interp(grid, xs[t], w[s].to_numpy(dtype=float))
+                         for t, w in tables.items()], axis=0)
+                for s in band_seeds])
+            lo, hi = per_seed.min(axis=0), per_seed.max(axis=0)
+        else:
+            lo = hi = np.full(len(grid), np.nan)
+        parts.append(pd.DataFrame({
+            "method": method, "x": grid, "mean": mean,
+            "smoothed": running_average(mean, window, mode), "min": lo, "max": hi,
+            "n_tasks": len(tables), "n_seeds": min(w.shape[1] for w in tables.values()),
+            "n_band_seeds": len(band_seeds)}))
+    curves = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    return TaskAverage(curves, x_unit, budgets, excluded)

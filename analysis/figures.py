@@ -1,219 +1,347 @@
-"""Learning-curve figures and final-performance tables from the results tree (`make figures`).
+"""The paper's figures, generic learning-curve figures, statistics and the report (`make figures`).
 
     python -m analysis.figures [--results results] [--out figures] [--smooth 3]
-                               [--smooth-mode centered|trailing]
+                               [--smooth-mode centered|trailing] [--bootstrap-reps 5000]
+                               [--bootstrap-seed 0] [--se-window 1]
+                               [--env-pictures auto|always|never]
 
-For every figure folder under results/ this writes
+From results/ only, it writes into <out>:
 
-* ``<out>/<figure>.png`` and ``<out>/<figure>.pdf``: one panel per task (title = task), one line
-  per method = mean over seeds, smoothed with a running average (`analysis.curves`), and an
-  unsmoothed min..max band over seeds; x = environment steps, y = the task's metric
-  (``protocol.metric`` in config.json: success rate, or Adroit's normalized return). Methods with
-  a single evaluation point (imitation-only "bc") are a dashed horizontal line at their mean with
-  a faint min..max band. The legend sits below the panels (never on a curve) and gives each
-  method's number of seeds. Colours come from a fixed per-method map, identical in every figure,
-  with EXPO in red and drawn on top.
-* ``<out>/<figure>_summary.csv``: per task and method, n_seeds and the mean/min/max over seeds of
-  each seed's LAST evaluation row, plus the env_step of those rows.
+* one figure per paper figure whose runs exist (PNG + PDF + ``<name>_data.csv``, the numbers drawn):
+  Fig. 1 right (average over the tasks of fig1/fig3/fig4), Fig. 3-6 and 8 (learning curves, one
+  panel per task), Fig. 7 (final success against the number of demonstrations), Fig. 9 and 10
+  (learning curves per N / beta), Fig. 11 (rendered pictures of the environments,
+  `analysis.env_pictures`); any other folder of results/ (quickstart, demo, baselines, ...) as a
+  generic learning-curve figure;
+* ``<folder>_summary.csv`` per results folder: final and best scores (`analysis.stats`);
+* ``aggregate_iqm.{csv,png,pdf}``: IQM and mean of final scores over tasks with 95% stratified
+  bootstrap confidence intervals (rliable's estimators);
+* ``sample_efficiency.csv`` and ``sample_efficiency_summary.csv``: EXPO's sample-efficiency ratio
+  against each baseline (definition: `analysis.stats.sample_efficiency`);
+* ``REPORT.md`` (`analysis.report`): every figure with the runs behind each curve, missing runs,
+  the tables above, Tables 1-2 when `python -m analysis.tables --out <out>` wrote them.
 
-It prints the loader's warnings (missing, empty, corrupt, partial runs) and a text table of the
-final numbers. An empty or missing results directory prints "no runs found under <dir>/" and
-exits 0.
+Curves: mean over seeds smoothed with a running average (`analysis.curves`), unsmoothed min..max
+band over seeds, x = environment steps. Loader warnings (missing, empty, corrupt, partial runs) are
+printed and listed in the report. An empty or missing results directory prints "no runs found
+under <dir>/" and exits 0.
 """
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
 import sys
-import zlib
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from analysis.curves import (SMOOTH_MODES, aggregate, final_summary,  # noqa: E402
-                             is_single_point)
+from analysis import completeness, stats  # noqa: E402
+from analysis.curves import SMOOTH_MODES, aggregate, average_over_tasks  # noqa: E402
+from analysis.draw import (Panel, Series, atomic_savefig, draw_panels,  # noqa: E402
+                           panels_frame, write_csv)
 from analysis.runs import load_runs  # noqa: E402
-
-EXPO_COLOR = "#d62728"
-
-# Fixed colours, so a method looks the same in every figure. Keys are normalised method names
-# (lower case, "-" and " " -> "_"); unknown methods get a stable colour from FALLBACK_COLORS.
-METHOD_COLORS: dict[str, str] = {
-    "expo": EXPO_COLOR,
-    "expo_no_edit": "#ff7f0e",
-    "expo_no_otf_backup": "#9467bd",
-    "expo_entropy": "#8c1b13",
-    "expo_entropy_backup": "#8c1b13",
-    "rlpd": "#1f77b4",
-    "idql": "#2ca02c",
-    "dipo": "#8c564b",
-    "qsm": "#e377c2",
-    "calql": "#17becf",
-    "cal_ql": "#17becf",
-    "calql_sac": "#0b6e7a",
-    "dac": "#bcbd22",
-    "pa_rl": "#393b79",
-    "parl": "#393b79",
-    "sac": "#637939",
-    "bc": "#4d4d4d",
-}
-FALLBACK_COLORS = ["#7b4173", "#ad494a", "#3182bd", "#31a354", "#756bb1", "#e6550d",
-                   "#636363", "#843c39", "#5254a3", "#8ca252", "#bd9e39", "#a55194"]
-# Legend / drawing order of the known methods; unknown ones follow alphabetically.
-METHOD_ORDER = ["expo", "expo_entropy", "expo_entropy_backup", "expo_no_otf_backup",
-                "expo_no_edit", "rlpd", "idql", "dipo", "qsm", "calql", "cal_ql", "calql_sac",
-                "dac", "pa_rl", "parl", "sac", "bc"]
-
-METRIC_LABELS = {
-    "success_rate": "Success rate",
-    "success": "Success rate",
-    "percent_solved_steps": "Normalized return",
-}
+from analysis.style import (is_expo, label_sort_key, method_color,  # noqa: E402,F401
+                            method_name, method_sort_key, metric_label, parse_variant,
+                            sweep_colors, task_sort_key, variant_label)
 
 
-def _norm(method: str) -> str:
-    return method.strip().lower().replace("-", "_").replace(" ", "_")
+@dataclasses.dataclass
+class Options:
+    smooth: int = 3
+    mode: str = "centered"
+    bootstrap_reps: int = stats.DEFAULT_BOOTSTRAP_REPS
+    bootstrap_seed: int = stats.DEFAULT_BOOTSTRAP_SEED
+    se_window: int = 1
+    env_pictures: str = "auto"          # auto: render Fig. 11 when <out>/fig11.png is absent
 
 
-def method_color(method: str) -> str:
-    """The fixed colour of a method (stable across figures and runs of this script)."""
-    key = _norm(method)
-    if key in METHOD_COLORS:
-        return METHOD_COLORS[key]
-    return FALLBACK_COLORS[zlib.crc32(key.encode()) % len(FALLBACK_COLORS)]
+@dataclasses.dataclass
+class FigureResult:
+    name: str                           # output stem (fig3, quickstart, ...)
+    title: str
+    folders: list[str]                  # results/ folders the figure is drawn from
+    files: list[Path] = dataclasses.field(default_factory=list)
+    data: Optional[pd.DataFrame] = None  # the drawn numbers (also <name>_data.csv)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
-def method_sort_key(method: str):
-    key = _norm(method)
-    if key in METHOD_ORDER:
-        return (0, METHOD_ORDER.index(key), key)
-    return (1, 0, key)
+@dataclasses.dataclass
+class PaperFigure:
+    name: str
+    title: str
+    caption: str
+    draw: Callable                      # (name, data, out_dir, options) -> (panels, notes)
 
 
-def is_expo(method: str) -> bool:
-    return _norm(method) == "expo"
+# ----------------------------------------------------------------------------- series styles
+
+def method_series_style(label: str) -> tuple[str, str, bool]:
+    """(legend name, colour, emphasis) of a directory label: the paper's method name and fixed
+    colour; a sweep label (method-variant) gets "<name>, <variant>"."""
+    base, _, variant = label.partition("-")
+    name = method_name(base) + (f", {variant_label(variant)}" if variant else "")
+    return name, method_color(label if not variant else base), is_expo(label)
 
 
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
+def _panel_metric(tdata: pd.DataFrame) -> tuple[str, bool]:
+    return metric_label(sorted(set(tdata["metric"]))[0]), bool(tdata["value"].between(0, 1).all())
 
 
-def format_steps(x: float, _pos=None) -> str:
-    """Tick label for an env-step count: 0, 250k, 1M, 1.5M."""
-    if x == 0:
-        return "0"
-    ax = abs(x)
-    if ax >= 1e6:
-        return f"{x / 1e6:g}M"
-    if ax >= 1e3:
-        return f"{x / 1e3:g}k"
-    return f"{x:g}"
+# ----------------------------------------------------------------------------- panel builders
 
-
-def seeds_label(method: str, counts: Sequence[int]) -> str:
-    """Legend text, e.g. "expo (3 seeds)"; "expo (2-3 seeds)" when panels differ."""
-    lo, hi = min(counts), max(counts)
-    n = f"{lo}" if lo == hi else f"{lo}-{hi}"
-    return f"{method} ({n} seed{'' if hi == 1 else 's'})"
-
-
-def plot_figure(figure: str, data: pd.DataFrame, out_dir, smooth: int = 3,
-                mode: str = "centered") -> list[Path]:
-    """Draw one figure (all tasks of `figure` in `data`); return the PNG and PDF paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = data[data["figure"] == figure]
-    agg = aggregate(data, "value", window=smooth, mode=mode)
-    tasks = sorted(data["task"].unique())
-    methods = sorted(data["method"].unique(), key=method_sort_key)
-
-    n = len(tasks)
-    nrows = math.ceil(n / min(n, 4))
-    ncols = math.ceil(n / nrows)          # balanced grid: 5 tasks -> 2 x 3, 12 -> 3 x 4
-    one_metric = data["metric"].nunique() == 1
-    # at least 6.4 in wide, so a one-panel figure still has room for a two-column legend
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.9 * ncols, 6.4), 3.0 * nrows + 0.5),
-                             squeeze=False, layout="constrained")
-    seed_counts: dict[str, list[int]] = {m: [] for m in methods}
-    drawn_style: dict[str, str] = {}
-
-    with plt.rc_context({"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10}):
-        for i, task in enumerate(tasks):
-            ax = axes[i // ncols][i % ncols]
-            tdata = data[data["task"] == task]
-            metric = sorted(set(tdata["metric"]))[0]
-            x_max = float(tdata["env_step"].max())
-            bounded = tdata["value"].between(0.0, 1.0).all()
-            for method in methods:
-                curve = agg[(agg["task"] == task) & (agg["method"] == method)]
-                if curve.empty:
-                    continue
-                color = method_color(method)
-                z = 3 if is_expo(method) else 2
-                seed_counts[method].append(int(curve["n_seeds"].iloc[0]))
-                if is_single_point(curve):
-                    y = float(curve["mean"].iloc[0])
-                    ax.axhline(y, color=color, ls="--", lw=1.6, zorder=z)
-                    ax.axhspan(float(curve["min"].iloc[0]), float(curve["max"].iloc[0]),
-                               color=color, alpha=0.08, lw=0, zorder=1)
-                    drawn_style.setdefault(method, "--")
-                else:
-                    x = curve["env_step"].to_numpy()
-                    ax.fill_between(x, curve["min"].to_numpy(), curve["max"].to_numpy(),
-                                    color=color, alpha=0.2, lw=0, zorder=z - 1)
-                    ax.plot(x, curve["smoothed"].to_numpy(), color=color,
-                            lw=2.4 if is_expo(method) else 1.7, zorder=z + 1)
-                    drawn_style[method] = "-"
-            ax.set_title(task)
-            ax.set_xlabel("Environment steps")
-            if i % ncols == 0 or not one_metric:
-                ax.set_ylabel(metric_label(metric))
-            ax.xaxis.set_major_formatter(FuncFormatter(format_steps))
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, min_n_ticks=3))
-            if x_max > 0:
-                ax.set_xlim(0, x_max)
-            else:                      # only env_step-0 evaluations (imitation-only methods)
-                ax.set_xlim(-0.5, 0.5)
-                ax.set_xticks([0])
-            if bounded:
-                ax.set_ylim(-0.03, 1.03)
-            ax.grid(True, alpha=0.3, lw=0.6)
-            ax.spines["top"].set_visible(False)
-            ax.spines["right"].set_visible(False)
-            ax.margins(x=0)
-        for j in range(n, nrows * ncols):
-            axes[j // ncols][j % ncols].set_visible(False)
-
-        handles, labels = [], []
-        for method in methods:
-            if not seed_counts[method]:
+def learning_curve_panels(data: pd.DataFrame, options: Options,
+                          style: Callable[[str], tuple[str, str, bool]] = method_series_style,
+                          order: Callable[[str], object] = label_sort_key) -> list[Panel]:
+    """One panel per task: per method label, the smoothed mean over seeds and the min..max band;
+    a method with a single evaluation (imitation only) is a horizontal line at its mean."""
+    agg = aggregate(data, "value", window=options.smooth, mode=options.mode)
+    panels = []
+    for task in sorted(data["task"].unique(), key=task_sort_key):
+        tdata = data[data["task"] == task]
+        ylabel, bounded = _panel_metric(tdata)
+        series = []
+        for label in sorted(tdata["method"].unique(), key=order):
+            c = agg[(agg["task"] == task) & (agg["method"] == label)]
+            if c.empty:
                 continue
-            style = drawn_style.get(method, "-")
-            handles.append(Line2D([], [], color=method_color(method), ls=style,
-                                  lw=2.4 if is_expo(method) else 1.7))
-            labels.append(seeds_label(method, seed_counts[method]))
-        if handles:
-            # "outside": constrained layout reserves a strip below the panels for the legend,
-            # so it never covers a curve.
-            fig.legend(handles, labels, loc="outside lower center",
-                       ncol=min(len(handles), 2 * ncols, 6), frameon=False,
-                       handlelength=2.2, columnspacing=1.6, fontsize=10)
-        paths = [out_dir / f"{figure}.png", out_dir / f"{figure}.pdf"]
-        fig.savefig(paths[0], dpi=150)
-        fig.savefig(paths[1])
+            name, color, emphasis = style(label)
+            series.append(Series(
+                key=label, label=name, color=color, x=c["env_step"], mean=c["mean"],
+                line=c["smoothed"], band_min=c["min"], band_max=c["max"],
+                n_seeds=int(c["n_seeds"].iloc[0]), kind="hline" if len(c) == 1 else "curve",
+                emphasis=emphasis))
+        panels.append(Panel(task, "Environment steps", ylabel, series, bounded=bounded))
+    return panels
+
+
+def draw_learning_curves(name, data, out_dir, options):
+    """Fig. 3, 4, 5, 6, 8 and every folder without a figure of its own."""
+    return learning_curve_panels(data, options), []
+
+
+def draw_sweep(name, data, out_dir, options):
+    """Fig. 9 (N) and Fig. 10 (beta): learning curves, one line per swept value, coloured along a
+    sequential map in the order of the value."""
+    labels = sorted(data["method"].unique())
+    values = {m: parse_variant(m.partition("-")[2]) for m in labels}
+    colors = sweep_colors([v[1] for v in values.values() if v is not None])
+    notes = [f"{m}: not a <method>-<name><number> label; drawn in its method's colour"
+             for m, v in values.items() if v is None]
+
+    def style(label):
+        v = values[label]
+        if v is None:
+            return method_series_style(label)
+        base = label.partition("-")[0]
+        prefix = "" if is_expo(base) else f"{method_name(base)}, "
+        return prefix + variant_label(label.partition("-")[2]), colors[v[1]], False
+
+    def order(label):
+        v = values[label]
+        return (0, v[1], label) if v is not None else (1, 0.0, label)
+
+    return learning_curve_panels(data, options, style, order), notes
+
+
+def draw_fig7(name, data, out_dir, options):
+    """Fig. 7: per task, final score (each seed's last evaluation, mean and min..max over seeds)
+    against the number of demonstrations of the subsample, one line per method (EXPO, EXPO +
+    entropy backup, imitation on the same subsample). Labels are <method>-demos<k>."""
+    final = stats.final_and_best(data)
+    panels, notes = [], []
+    for task in sorted(final["task"].unique(), key=task_sort_key):
+        f = final[final["task"] == task].copy()
+        parsed = f["method"].map(lambda m: parse_variant(m.partition("-")[2]))
+        bad = f.loc[parsed.map(lambda p: p is None or p[0] != "demos"), "method"].tolist()
+        notes += [f"{task}/{m}: not a <method>-demos<k> label, not drawn" for m in bad]
+        f = f[parsed.map(lambda p: p is not None and p[0] == "demos")]
+        f["demos"] = f["method"].map(lambda m: parse_variant(m.partition("-")[2])[1])
+        f["base"] = f["method"].map(lambda m: m.partition("-")[0])
+        series = []
+        for base in sorted(f["base"].unique(), key=method_sort_key):
+            g = f[f["base"] == base].sort_values("demos")
+            name, color, emphasis = method_series_style(base)
+            series.append(Series(
+                key=base, label=name, color=color, x=g["demos"], mean=g["final_mean"],
+                line=g["final_mean"], band_min=g["final_min"], band_max=g["final_max"],
+                n_seeds=g["n_seeds"], kind="points", emphasis=emphasis))
+        tdata = data[data["task"] == task]
+        ylabel, bounded = _panel_metric(tdata)
+        ticks = sorted(f["demos"].unique())
+        panels.append(Panel(task, "Number of demonstrations", f"Final {ylabel.lower()}", series,
+                            x_format="plain", bounded=bounded, xlog=len(ticks) > 1,
+                            xticks=ticks))
+    return panels, notes
+
+
+FIG1_SOURCES = {"fig1": "Fig. 1 runs", "fig3": "Online RL with offline data (Fig. 3)",
+                "fig4": "Offline-to-online (Fig. 4)"}
+
+
+def fig1_panels(data: pd.DataFrame, options: Options) -> tuple[list[Panel], list[str]]:
+    """Fig. 1 (right): per source folder (fig1 split by setting, fig3, fig4), each method's curve
+    averaged over the folder's tasks (`curves.average_over_tasks`)."""
+    panels, notes = [], []
+    sources = []
+    for folder in FIG1_SOURCES:
+        d = data[data["figure"] == folder]
+        if d.empty:
+            continue
+        if folder == "fig1":
+            sources += [(f"Fig. 1 runs, {s or 'no setting'}", d[d["setting"] == s])
+                        for s in sorted(d["setting"].unique())]
+        else:
+            sources.append((FIG1_SOURCES[folder], d))
+    for title, d in sources:
+        avg = average_over_tasks(d, "value", window=options.smooth, mode=options.mode)
+        n_tasks = d["task"].nunique()
+        notes += [f"{title}: {m} not averaged, it has no curve on {', '.join(t)}"
+                  for m, t in sorted(avg.excluded.items())]
+        if avg.x_unit == "fraction":
+            notes.append(f"{title}: the tasks' env-step budgets differ ("
+                         + ", ".join(f"{t} {b}" for t, b in sorted(avg.budgets.items()))
+                         + "); x is the fraction of each task's budget")
+        series = []
+        for method in sorted(avg.curves["method"].unique(), key=label_sort_key):
+            c = avg.curves[avg.curves["method"] == method]
+            name, color, emphasis = method_series_style(method)
+            series.append(Series(
+                key=method, label=name, color=color, x=c["x"], mean=c["mean"],
+                line=c["smoothed"], band_min=c["min"], band_max=c["max"],
+                n_seeds=int(c["n_seeds"].iloc[0]), kind="hline" if len(c) == 1 else "curve",
+                emphasis=emphasis))
+        panels.append(Panel(
+            f"{title}, average of {n_tasks} task{'s' if n_tasks > 1 else ''}",
+            "Environment steps" if avg.x_unit == "env_step" else "Fraction of training",
+            "Average over tasks", series,
+            x_format="steps" if avg.x_unit == "env_step" else "fraction"))
+    return panels, notes
+
+
+PAPER_FIGURES = [
+    PaperFigure("fig3", "Fig. 3: online RL with offline data",
+                "EXPO vs RLPD, IDQL, DIPO, QSM; no pretraining, 50/50 offline/online batches.",
+                draw_learning_curves),
+    PaperFigure("fig4", "Fig. 4: offline-to-online",
+                "EXPO vs IDQL, Cal-QL, DAC, RLPD after offline pretraining.",
+                draw_learning_curves),
+    PaperFigure("fig5", "Fig. 5: OTF action in the TD backup (ablation)",
+                "EXPO vs EXPO whose backup uses one base-policy sample (no OTF backup).",
+                draw_learning_curves),
+    PaperFigure("fig6", "Fig. 6: no action edits (ablation)",
+                "EXPO vs argmax over base-policy samples only.", draw_learning_curves),
+    PaperFigure("fig7", "Fig. 7: dataset subsampling",
+                "Final success against the number of demonstrations: EXPO and EXPO + entropy "
+                "backup vs an imitation policy trained on the same subsample.", draw_fig7),
+    PaperFigure("fig8", "Fig. 8: no offline data kept",
+                "EXPO vs Cal-QL pretraining + SAC fine-tuning, buffers warm-started with "
+                "rollouts of the pretrained policy.", draw_learning_curves),
+    PaperFigure("fig9", "Fig. 9: number of action samples N",
+                "EXPO learning curves for each N.", draw_sweep),
+    PaperFigure("fig10", "Fig. 10: edit scale beta",
+                "EXPO learning curves for each beta.", draw_sweep),
+]
+PAPER_BY_NAME = {f.name: f for f in PAPER_FIGURES}
+FIG1_TITLE = "Fig. 1 (right): average performance over tasks"
+FIG11_TITLE = "Fig. 11: the environments"
+
+
+# ----------------------------------------------------------------------------- writing figures
+
+def _save(name: str, title: str, folders: list[str], panels: list[Panel], notes: list[str],
+          out_dir: Path) -> FigureResult:
+    frame = panels_frame(name, panels)
+    files = draw_panels(panels, out_dir / name)
+    files.append(write_csv(frame, out_dir / f"{name}_data.csv"))
+    return FigureResult(name, title, folders, files, frame, notes)
+
+
+def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options) -> FigureResult:
+    """A results folder: its paper figure's drawer (fig3-fig10) or generic learning curves."""
+    spec = PAPER_BY_NAME.get(folder)
+    d = data[data["figure"] == folder]
+    draw = spec.draw if spec else draw_learning_curves
+    title = spec.title if spec else f"results/{folder}: learning curves"
+    panels, notes = draw(folder, d, out_dir, options)
+    return _save(folder, title, [folder], panels, notes, out_dir)
+
+
+def draw_fig1(data: pd.DataFrame, out_dir: Path, options: Options) -> Optional[FigureResult]:
+    folders = [f for f in FIG1_SOURCES if f in set(data["figure"])]
+    if not folders:
+        return None
+    panels, notes = fig1_panels(data, options)
+    return _save("fig1", FIG1_TITLE, folders, panels, notes, out_dir)
+
+
+def draw_iqm(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One panel per results folder of `table`: IQM (dot) and 95% CI (bar) of final scores per
+    method."""
+    figures = sorted(table["figure"].unique())
+    n = len(figures)
+    height = max(1.6, 0.45 * table.groupby("figure").size().max() + 1.0)
+    fig, axes = plt.subplots(1, n, figsize=(max(4.2 * n, 5.0), height), squeeze=False,
+                             layout="constrained")
+    for ax, figure in zip(axes[0], figures):
+        t = table[table["figure"] == figure].copy()
+        t["_order"] = t["method"].map(label_sort_key)
+        t = t.sort_values("_order", ascending=False)
+        y = np.arange(len(t))
+        colors = [method_series_style(m)[1] for m in t["method"]]
+        ax.hlines(y, t["iqm_low"], t["iqm_high"], colors=colors, lw=6, alpha=0.45)
+        ax.scatter(t["iqm"], y, color=colors, zorder=3, s=22)
+        ax.set_yticks(y)
+        ax.set_yticklabels([method_series_style(m)[0] for m in t["method"]])
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("IQM of final score (95% CI)")
+        ax.set_title(f"{figure} ({int(t['n_tasks'].iloc[0])} tasks)")
+        ax.grid(True, axis="x", alpha=0.3, lw=0.6)
+        ax.spines["top"].set_visible(False)
+        ax.spines["right"].set_visible(False)
+    paths = [atomic_savefig(fig, out_dir / "aggregate_iqm.png", dpi=150),
+             atomic_savefig(fig, out_dir / "aggregate_iqm.pdf")]
     plt.close(fig)
     return paths
 
 
+def env_pictures(out_dir: Path, mode: str) -> dict:
+    """Fig. 11 status: rendered now ("always", or "auto" without a fig11.png yet), the previous
+    rendering ("auto" with fig11.png present), or skipped ("never")."""
+    from analysis import env_pictures as pictures
+
+    status_path = out_dir / pictures.STATUS_FILE
+    if mode == "never":
+        return {"rendered": {}, "failed": {}, "error": "--env-pictures never"}
+    if mode == "auto" and (out_dir / "fig11.png").is_file() and status_path.is_file():
+        import json
+
+        return {**json.loads(status_path.read_text()), "reused": True}
+    return pictures.render_in_subprocess(out_dir)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+@dataclasses.dataclass
+class Outputs:
+    figures: dict[str, list[Path]]
+    report: Optional[Path]
+
+
+def _summary(final_best: pd.DataFrame, folder: str, out_dir: Path) -> Path:
+    s = final_best[final_best["figure"] == folder].copy()
+    s["_order"] = s["method"].map(label_sort_key)
+    s = s.sort_values(["task", "_order"]).drop(columns=["_order", "figure"])
+    return write_csv(s, out_dir / f"{folder}_summary.csv")
+
+
 def format_table(summary: pd.DataFrame) -> str:
-    """A short fixed-width text table of a figure's summary."""
+    """A short fixed-width text table of a folder's final scores."""
     header = f"{'task':<24} {'method':<24} {'seeds':>5} {'final mean':>10} {'min':>7} " \
              f"{'max':>7} {'at env_step':>15}"
     lines = [header, "-" * len(header)]
@@ -226,39 +354,65 @@ def format_table(summary: pd.DataFrame) -> str:
 
 
 def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
-                 mode: str = "centered", stream=None) -> dict[str, list[Path]]:
-    """Load every run under `results_dir`, write the figures and summaries of each figure folder.
+                 mode: str = "centered", stream=None, options: Optional[Options] = None,
+                 expected_runs=completeness.grid_runs) -> Outputs:
+    """Load every run under `results_dir`; write figures, tables and the report into `out_dir`.
 
-    Returns {figure: [png, pdf, summary_csv]}; {} when no run could be loaded. Warnings and tables
-    go to `stream` (stdout by default).
-    """
+    Returns the files written per figure and the report's path; nothing is written when no run
+    could be loaded. Warnings and final-score tables go to `stream` (stdout by default)."""
+    from analysis import report
+
     stream = stream if stream is not None else sys.stdout
+    options = options or Options(smooth=smooth, mode=mode)
     loaded = load_runs(results_dir)
     for w in loaded.warnings:
         print(f"WARNING: {w}", file=stream)
     if loaded.empty:
         print(f"no runs found under {str(results_dir).rstrip('/')}/", file=stream)
-        return {}
+        return Outputs({}, None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {}
-    summary_all = final_summary(loaded.data, "value")
-    metrics = (loaded.data.groupby(["figure", "task"])["metric"].first().rename("metric")
-               .reset_index())
-    summary_all = summary_all.merge(metrics, on=["figure", "task"], how="left")
-    for figure in sorted(loaded.data["figure"].unique()):
-        paths = plot_figure(figure, loaded.data, out_dir, smooth=smooth, mode=mode)
-        summary = summary_all[summary_all["figure"] == figure].copy()
-        summary["_order"] = summary["method"].map(method_sort_key)
-        summary = summary.sort_values(["task", "_order"]).drop(columns=["_order", "figure"])
-        csv_path = out_dir / f"{figure}_summary.csv"
-        summary.to_csv(csv_path, index=False)
-        written[figure] = paths + [csv_path]
-        print(f"\n== {figure}: final performance (mean over seeds of each seed's last "
+    data = loaded.data
+    folders = sorted(data["figure"].unique())
+
+    final_best = stats.final_and_best(data)
+    results: list[FigureResult] = []
+    fig1 = draw_fig1(data, out_dir, options)
+    if fig1 is not None:
+        results.append(fig1)
+    for folder in folders:
+        result = draw_folder(folder, data, out_dir, options)
+        result.files.append(_summary(final_best, folder, out_dir))
+        results.append(result)
+        print(f"\n== {folder}: final performance (mean over seeds of each seed's last "
               f"evaluation) ==", file=stream)
-        print(format_table(summary), file=stream)
-        print(f"wrote {', '.join(str(p) for p in written[figure])}", file=stream)
-    return written
+        print(format_table(final_best[final_best["figure"] == folder]), file=stream)
+        print(f"wrote {', '.join(str(p) for p in result.files)}", file=stream)
+
+    iqm, iqm_excluded = stats.aggregate_scores(data, reps=options.bootstrap_reps,
+                                               seed=options.bootstrap_seed)
+    iqm_files = [write_csv(iqm, out_dir / "aggregate_iqm.csv")]
+    if (iqm["n_tasks"] > 1).any():
+        iqm_files += draw_iqm(iqm[iqm["n_tasks"] > 1], out_dir)
+    se = stats.sample_efficiency(data, window=options.se_window)
+    se_summary = stats.summarize_sample_efficiency(se)
+    se_files = [write_csv(se, out_dir / "sample_efficiency.csv"),
+                write_csv(se_summary, out_dir / "sample_efficiency_summary.csv")]
+    pictures = env_pictures(out_dir, options.env_pictures)
+
+    statuses = {f: completeness.folder_status(f, loaded, expected_runs) for f in folders}
+    absent = {f.name: completeness.expected_for_absent(f.name, expected_runs)
+              for f in PAPER_FIGURES if f.name not in folders}
+    report_path = report.write_report(report.ReportInputs(
+        results_dir=Path(results_dir), out_dir=out_dir, options=options, figures=results,
+        statuses=statuses, absent=absent, warnings=loaded.warnings, final_best=final_best,
+        iqm=iqm, iqm_excluded=iqm_excluded, iqm_files=iqm_files, sample_efficiency=se,
+        sample_efficiency_summary=se_summary, se_files=se_files, env_pictures=pictures))
+    print(f"\nwrote {report_path}", file=stream)
+    written = {r.name: r.files for r in results}
+    if pictures.get("rendered"):
+        written["fig11"] = [out_dir / "fig11.png", out_dir / "fig11.pdf"]
+    return Outputs(written, report_path)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -271,10 +425,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "1 = none (default: 3)")
     p.add_argument("--smooth-mode", choices=SMOOTH_MODES, default="centered",
                    help="centered (default) or trailing running average")
+    p.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_BOOTSTRAP_REPS,
+                   help=f"bootstrap resamples for the IQM intervals "
+                        f"(default: {stats.DEFAULT_BOOTSTRAP_REPS})")
+    p.add_argument("--bootstrap-seed", type=int, default=stats.DEFAULT_BOOTSTRAP_SEED,
+                   help="seed of the bootstrap resampling (default: 0)")
+    p.add_argument("--se-window", type=int, default=1,
+                   help="trailing running-average window of EXPO's curve in the "
+                        "sample-efficiency ratio; 1 = unsmoothed (default: 1)")
+    p.add_argument("--env-pictures", choices=("auto", "always", "never"), default="auto",
+                   help="Fig. 11: render when <out>/fig11.png is absent (auto, default), "
+                        "always, or never")
     args = p.parse_args(argv)
-    if args.smooth < 1:
-        p.error("--smooth must be >= 1")
-    make_figures(args.results, args.out, smooth=args.smooth, mode=args.smooth_mode)
+    for flag, value in (("--smooth", args.smooth), ("--se-window", args.se_window),
+                        ("--bootstrap-reps", args.bootstrap_reps)):
+        if value < 1:
+            p.error(f"{flag} must be >= 1, got {value}")
+    options = Options(args.smooth, args.smooth_mode, args.bootstrap_reps, args.bootstrap_seed,
+                      args.se_window, args.env_pictures)
+    make_figures(args.results, args.out, options=options)
     return 0
 
 

@@ -2,23 +2,29 @@
 
 Layout (written by the training loop):
 
-    results/<figure>/<task>/<method>/seed_<k>/{eval.csv, train.csv, config.json}
+    results/<figure>/<task>/<label>/seed_<k>/{eval.csv, train.csv, config.json, status.json}
+
+where <label> is the method, or ``<method>-<variant>`` for one setting of a swept key (e.g.
+``expo-N16``, ``expo-demos50``; method names never contain "-"). The full schema is in
+analysis/SCHEMA.md.
 
 `load_runs(results_dir)` returns a `LoadedRuns` with
 
 * `data`: one row per (figure, task, method, seed, evaluation), columns
-  ``figure, task, method, seed, setting, metric, value, env_step, success, return, episodes,
-  wall_time_s`` plus any further column eval.csv has. ``metric`` is ``protocol.metric`` from the
-  run's config.json (``success_rate`` when absent) and ``value`` is the column that metric names
-  (see `metric_column`), so plotting code reads ``value`` whatever the metric is.
+  ``figure, task, method, seed, setting, metric, value, base_method, variant, env_step, success,
+  return, episodes, wall_time_s`` plus any further column eval.csv has. ``method`` is the
+  directory label; ``base_method`` and ``variant`` are its two parts (`split_label`).
+  ``metric`` is ``protocol.metric`` from the run's config.json (``success_rate`` when absent)
+  and ``value`` is the column that metric names (see `metric_column`), so plotting code reads
+  ``value`` whatever the metric is.
 * `warnings`: human-readable lines about everything that was not loaded cleanly: missing,
   empty (header-only), unreadable or incomplete eval.csv; missing or unreadable config.json;
   config entries that disagree with the directory names; rows dropped for bad values; duplicate
   evaluation steps; partial runs (fewer evaluations than sibling seeds). Nothing is dropped without
   a line here.
 
-The directory names are the source of truth for figure/task/method/seed; config.json is read for
-``setting`` and ``protocol.metric`` and is cross-checked against the path.
+The directory names are the source of truth for figure/task/method/variant/seed; config.json is
+read for ``setting`` and ``protocol.metric`` and is cross-checked against the path.
 """
 from __future__ import annotations
 
@@ -38,6 +44,7 @@ EXPECTED_EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "wall_time
 DEFAULT_METRIC = "success_rate"
 KEY_COLUMNS = ("figure", "task", "method", "seed")
 ID_COLUMNS = KEY_COLUMNS + ("setting", "metric")
+LABEL_COLUMNS = ("base_method", "variant")
 
 _SEED_DIR = re.compile(r"^seed_(-?\d+)$")
 
@@ -66,6 +73,13 @@ class LoadedRuns:
     @property
     def empty(self) -> bool:
         return self.data.empty
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """A run directory's label -> (method, variant): "expo-N16" -> ("expo", "N16"),
+    "expo_no_edit" -> ("expo_no_edit", "")."""
+    method, _, variant = label.partition("-")
+    return method, variant
 
 
 def metric_column(metric: str, columns) -> str:
@@ -137,10 +151,14 @@ def _read_config(run: RunInfo, root: Path, warnings: list[str]) -> dict:
         warnings.append(f"{_rel(run.path, root)}: unreadable config.json ({e}); metric assumed "
                         f"{DEFAULT_METRIC}")
         return {}
-    expected = {"figure": run.figure, "task": run.task, "method": run.method, "seed": run.seed}
+    method, variant = split_label(run.method)
+    expected = {"figure": run.figure, "task": run.task, "method": method, "variant": variant,
+                "seed": run.seed}
     for k, v in expected.items():
-        if k in cfg and str(cfg[k]) != str(v):
-            warnings.append(f"{_rel(run.path, root)}: config.json {k}={cfg[k]!r} but directory says "
+        # config.json of runs written before sweeps existed has no "variant" key: "" is implied
+        found = cfg.get(k, "" if k == "variant" else v)
+        if str(found) != str(v):
+            warnings.append(f"{_rel(run.path, root)}: config.json {k}={found!r} but directory says "
                             f"{v!r} (directory used)")
     return cfg
 
@@ -229,8 +247,10 @@ def load_runs(results_dir) -> LoadedRuns:
         protocol = cfg.get("protocol") if isinstance(cfg.get("protocol"), dict) else {}
         metric = str(protocol.get("metric") or DEFAULT_METRIC)
         col = metric_column(metric, df.columns)
+        base_method, variant = split_label(run.method)
         ids = {"figure": run.figure, "task": run.task, "method": run.method, "seed": run.seed,
-               "setting": str(cfg.get("setting", "")), "metric": metric}
+               "setting": str(cfg.get("setting", "")), "metric": metric,
+               "base_method": base_method, "variant": variant}
         df = df.assign(**ids, value=pd.to_numeric(df[col], errors="coerce").astype(float))
         bad = ~np.isfinite(df["value"])
         if bad.any():
@@ -242,7 +262,8 @@ def load_runs(results_dir) -> LoadedRuns:
         frames.append(df)
     if frames:
         data = pd.concat(frames, ignore_index=True, sort=False)
-        first = list(ID_COLUMNS) + ["value"] + [c for c in EXPECTED_EVAL_COLUMNS if c in data]
+        first = (list(ID_COLUMNS) + ["value"] + list(LABEL_COLUMNS)
+                 + [c for c in EXPECTED_EVAL_COLUMNS if c in data])
         data = data[first + [c for c in data.columns if c not in first]]
         data = data.sort_values(list(KEY_COLUMNS) + ["env_step"], kind="stable")
         data = data.reset_index(drop=True)
@@ -254,5 +275,6 @@ def load_runs(results_dir) -> LoadedRuns:
                                 f"the panel is labelled with {metrics[0]}")
         warnings.extend(_partial_run_warnings(data))
     else:
-        data = pd.DataFrame(columns=list(ID_COLUMNS) + ["value"] + list(EXPECTED_EVAL_COLUMNS))
+        data = pd.DataFrame(columns=list(ID_COLUMNS) + ["value"] + list(LABEL_COLUMNS)
+                            + list(EXPECTED_EVAL_COLUMNS))
     return LoadedRuns(data=data, warnings=warnings, runs=runs)

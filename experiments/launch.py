@@ -1,20 +1,43 @@
-"""Run a figure's grid (tasks x methods x seeds).
+"""Run a figure's grid (tasks x methods x seeds) on this machine or on SLURM, and report on it.
 
     python experiments/launch.py figure=quickstart [seeds=3] [methods=expo,bc] [tasks=lift]
                                  [scale=mini] [workers=2] [dry_run=true] [any run key, e.g. agent.N=4]
+    python experiments/launch.py figure=4 cluster=slurm partition=gpu gpus=1 cpus=8 time_min=720
+    python experiments/launch.py figure=4 status
 
-Each run is `python -m expo.train` in its own process, writing
-results/<figure>/<task>/<method>/seed_<k>/{eval.csv, train.csv, config.json, log.txt}.
-Finished runs (status.json says finished) are skipped, so a re-launch completes a partial grid.
+`figure=N` is the grid figN (experiments/grids/figN.py); `figure=<name>` any grid by its name.
+
+Launcher keys:
+    figure, seeds, tasks, methods   which runs (a run key task=X / method=X selects the same way)
+    workers   runs at once on this machine (cluster=local; default: the number of cores)
+    dry_run   list the runs and what is finished, run nothing
+    wait      cluster=slurm: stay and follow the array with a progress bar (default: submit, exit)
+Cluster keys (defaults < the per-user profile < key=value; experiments/cluster.py):
+    cluster=local|slurm, partition, gpus, cpus, mem_gb, time_min, array_parallelism, account, qos,
+    constraint, setup, max_timeouts. The profile is a TOML file of these keys:
+    $EXPO_CLUSTER_PROFILE, else ~/.config/expo-suite/cluster.toml (example:
+    experiments/cluster_profile.example.toml).
+Commands:
+    status    one line per run: done / running / pending / failed / missing; failures with their
+              log path and the last lines of the traceback; then the counts.
+Every other key is a run key (expo/config.py), applied to every run of the grid.
+
+Every run executes the same entry point, TrainJob (experiments/executors.py), through submitit:
+locally `workers` processes at once, on SLURM one job array per grid with at most array_parallelism
+tasks at once. A run writes results/<figure>/<task>/<method>/seed_<k>/{eval.csv, train.csv,
+config.json, log.txt, job.json, status.json}. Finished runs are skipped and runs still queued or
+running are left alone, so a re-launch completes a partial grid; a run that was stopped resumes from
+its checkpoint. On SLURM a preempted or timed-out run checkpoints, is requeued and continues the
+same CSVs.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from tqdm import tqdm
@@ -22,50 +45,31 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from experiments import grids  # noqa: E402
+from experiments import cluster, cost, executors, grids, status as status_lib  # noqa: E402
 from expo import config as config_lib  # noqa: E402
-from expo.logger import run_dir_for  # noqa: E402
+from expo.logger import run_dir_for, run_label  # noqa: E402
 
 LAUNCHER_KEYS = {
-    "figure": "the grid to run (experiments/grids/<name>.py)",
+    "figure": "the grid to run: N for experiments/grids/figN.py, or a grid's name",
     "seeds": "number of seeds (0..k-1)",
     "tasks": "comma-separated tasks",
     "methods": "comma-separated methods",
     "workers": "runs at once on this machine (default: number of cores)",
     "dry_run": "print the grid and what is finished, run nothing",
-    "cluster": "local (SLURM comes with the cluster launcher)",
+    "wait": "cluster=slurm: follow the submitted array until every run ended",
 }
+COMMANDS = {"status": "print done / running / pending / failed / missing for every run"}
+POLL_S = 5.0
 
 
 def fail(message: str) -> None:
     sys.exit(f"error: {message}")
 
 
-def expand(spec: dict, launcher: dict, run_overrides: dict) -> list[dict]:
-    """One resolved run config per (task, method, seed).
-
-    A run key `task=X` / `method=X` means the same as `tasks=X` / `methods=X`: it selects from the
-    grid instead of being overwritten by the grid's own list."""
-    run_overrides = dict(run_overrides)
-    for single, plural in (("task", "tasks"), ("method", "methods")):
-        if single in run_overrides:
-            if plural in launcher:
-                raise config_lib.ConfigError(f"give either {single}= or {plural}=, not both")
-            launcher = {**launcher, plural: str(run_overrides.pop(single))}
-    tasks = launcher.get("tasks", spec["tasks"])
-    methods = launcher.get("methods", spec["methods"])
-    tasks = tasks.split(",") if isinstance(tasks, str) else list(tasks)
-    methods = methods.split(",") if isinstance(methods, str) else list(methods)
-    seeds = int(launcher.get("seeds", spec["seeds"]))
-    runs = []
-    for task in tasks:
-        for method in methods:
-            for seed in range(seeds):
-                overrides = {"setting": spec["setting"], "scale": spec["scale"], **spec["overrides"],
-                             **run_overrides, "task": task, "method": method, "seed": seed,
-                             "figure": launcher["figure"]}
-                runs.append(config_lib.build_config(overrides))
-    return runs
+def grid_name(figure) -> str:
+    """figure=4 (or "4") means the grid fig4; any other value is a grid's own name."""
+    text = str(figure)
+    return f"fig{text}" if text.isdigit() else text
 
 
 def is_finished(run_dir: Path, cfg: dict) -> bool:
@@ -92,24 +96,6 @@ def missing_data(runs: list[dict]) -> str | None:
         if absent:
             return f"dataset {name!r} is not on disk: {absent[0]}; fix: {entry.fix_hint()}"
     return None
-
-
-def run_one(cfg: dict, threads: int) -> tuple[dict, int, Path]:
-    run_dir = run_dir_for(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "expo.train"]
-    skip = {"protocol"}
-    for key, value in config_lib.flatten({k: v for k, v in cfg.items() if k not in skip}).items():
-        if key == "agent.deviations":
-            continue
-        args.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if threads == 1:  # several runs share the cores: one thread each avoids oversubscription
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-    with open(run_dir / "log.txt", "w") as log:
-        code = subprocess.call(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    return cfg, code, run_dir
 
 
 def _last_row(path: Path) -> list[str] | None:
@@ -144,69 +130,186 @@ def final_success(run_dir: Path) -> str:
         return "no evaluation"
 
 
-def main(argv: list[str]) -> None:
+def describe(cfg: dict) -> str:
+    return f"{cfg['task']} {run_label(cfg)} seed {cfg['seed']}"
+
+
+class Progress:
+    """The progress bar (imitation + online steps of every run, from each run's train.csv) and one
+    summary line per run as it ends; remembers the failures."""
+
+    def __init__(self, calls: list[tuple[dict, Path]]):
+        self.calls = calls
+        self.start = time.time()
+        self.ended = 0
+        self.failed: list[Path] = []
+        total = sum(cfg["pretrain_steps"] + cfg["steps"] for cfg, _ in calls)
+        self.bar = tqdm(total=total, unit="step", desc=f"{len(calls)} runs", file=sys.stderr)
+
+    def run_ended(self, cfg: dict, run_dir: Path, why_not_finished: str | None = None) -> None:
+        self.ended += 1
+        if is_finished(run_dir, cfg):
+            outcome = final_success(run_dir)
+        else:
+            outcome = f"FAILED ({why_not_finished or 'ended without finishing'}), see {run_dir / 'log.txt'}"
+            self.failed.append(run_dir)
+        self.bar.write(f"[{self.ended}/{len(self.calls)} {time.time() - self.start:6.0f}s] "
+                       f"{describe(cfg)}: {outcome}")
+
+    def update(self, in_flight: list[tuple[dict, Path]]) -> None:
+        self.bar.n = sum(steps_done(run_dir, cfg) for cfg, run_dir in self.calls)
+        self.bar.set_postfix_str(" | ".join(f"{run_label(c)} s{c['seed']} {latest_success(d)}"
+                                            for c, d in in_flight))
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.failed:
+            fail(f"{len(self.failed)} run(s) failed: " + ", ".join(str(p / "log.txt") for p in self.failed))
+
+
+def job_environment(workers: int | None) -> dict[str, str]:
+    """What the jobs need in their environment: the repository on PYTHONPATH (submitit starts them
+    with this interpreter, sys.executable) and, when several local runs share the cores, one XLA
+    thread each (avoids oversubscription)."""
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    if workers is not None and workers > 1:
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    return env
+
+
+def run_local(calls: list[tuple[dict, Path]], workers: int, folder: Path) -> None:
+    pool = executors.LocalPool(calls, workers, folder, job_environment(workers))
+    progress = Progress(calls)
     try:
-        items = config_lib.parse_overrides(argv)
+        while pool.pending():
+            for cfg, run_dir, job in pool.poll(timeout_s=POLL_S):
+                progress.run_ended(cfg, run_dir, None if is_finished(run_dir, cfg)
+                                   else executors.failure_summary(run_dir, job))
+            progress.update(pool.in_flight())
+    finally:
+        progress.bar.close()
+    progress.close()
+
+
+def run_slurm(calls: list[tuple[dict, Path]], settings: cluster.ClusterSettings, figure: str,
+              folder: Path, wait: bool) -> None:
+    if shutil.which("sbatch") is None:
+        fail("cluster=slurm needs SLURM's sbatch on PATH (launch from a cluster's login node)")
+    params = cluster.slurm_parameters(settings, job_name=f"expo-{figure}")
+    try:
+        with executors.environment(**job_environment(None)):
+            jobs = executors.submit_slurm(calls, params, folder, settings.max_timeouts)
+    except subprocess.CalledProcessError as e:
+        detail = (e.stderr or e.output or b"")
+        detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
+        fail(f"sbatch refused the job array: {' '.join(detail.split()) or e}")
+    array_id = str(jobs[0].job_id).split("_")[0]
+    print(f"submitted job array {array_id}: {len(jobs)} runs, at most {settings.array_parallelism} at "
+          f"once; submitit logs in {folder / array_id}")
+    print(f"check on it with: python experiments/launch.py figure={figure} status")
+    if wait:
+        follow(calls)
+
+
+def follow(calls: list[tuple[dict, Path]]) -> None:
+    """Poll the runs' states until each one is done, failed, or gone from the queue."""
+    progress = Progress(calls)
+    open_runs = {run_dir: cfg for cfg, run_dir in calls}
+    gone_once: set[Path] = set()  # neither live nor ended: counts only when seen twice (requeues)
+    try:
+        while open_runs:
+            states = status_lib.collect([(cfg, d) for d, cfg in open_runs.items()], is_finished)
+            running = [(open_runs[s.run_dir], s.run_dir) for s in states if s.state == "running"]
+            for s in states:
+                if s.state in ("done", "failed") or (s.state == "missing" and s.run_dir in gone_once):
+                    why = s.error_tail[-1] if s.error_tail else s.detail
+                    progress.run_ended(open_runs.pop(s.run_dir), s.run_dir, why)
+                elif s.state == "missing" and not s.queue_unknown:
+                    gone_once.add(s.run_dir)
+                else:
+                    gone_once.discard(s.run_dir)
+            progress.update(running)
+            if open_runs:
+                time.sleep(POLL_S)
+    finally:
+        progress.bar.close()
+    progress.close()
+
+
+def print_status(figure: str, calls: list[tuple[dict, Path]]) -> None:
+    states = status_lib.collect(calls, is_finished)
+    # names relative to results/<figure>, or to results/ when the grid spans figures (derived ones)
+    figure_dirs = {run_dir.parents[2] for _, run_dir in calls}
+    root = figure_dirs.pop() if len(figure_dirs) == 1 else calls[0][1].parents[3]
+    print(f"figure={figure}: {len(calls)} runs in {root}")
+    print(status_lib.format_table(states, root))
+
+
+def main(argv: list[str]) -> None:
+    commands = [a for a in argv if "=" not in a]
+    for word in commands:
+        if word not in COMMANDS:
+            fail(f"unknown command {word!r}; valid commands: {', '.join(COMMANDS)} "
+                 f"(everything else is key=value)")
+    try:
+        items = config_lib.parse_overrides([a for a in argv if "=" in a])
     except config_lib.ConfigError as e:
         fail(str(e))
     launcher = {k: v for k, v in items.items() if k in LAUNCHER_KEYS}
-    run_overrides = {k: v for k, v in items.items() if k not in LAUNCHER_KEYS}
+    cluster_keys = {k: v for k, v in items.items() if k in cluster.KEY_HELP}
+    run_overrides = {k: v for k, v in items.items() if k not in LAUNCHER_KEYS and k not in cluster.KEY_HELP}
     if "figure" not in launcher:
         fail(f"figure=<name> is required; valid figures: {', '.join(grids.available())}")
-    if launcher.get("cluster", "local") != "local":
-        fail(f"cluster={launcher['cluster']!r} is not available; valid: local")
+    launcher["figure"] = grid_name(launcher["figure"])
     try:
-        spec = grids.load(str(launcher["figure"]))
-        runs = expand(spec, launcher, run_overrides)
+        spec = grids.load(launcher["figure"])
+        runs = grids.expand(spec, launcher, run_overrides)
     except (KeyError, config_lib.ConfigError) as e:
         message = e.args[0] if e.args else str(e)
         if isinstance(e, config_lib.ConfigError) and message.startswith("unknown key"):
-            message += f"; launcher keys: {', '.join(sorted(LAUNCHER_KEYS))}"
+            message += (f"; launcher keys: {', '.join(sorted(LAUNCHER_KEYS))}; "
+                        f"cluster keys: {', '.join(cluster.KEY_HELP)}")
         fail(message)
-
-    todo = [cfg for cfg in runs if not is_finished(run_dir_for(cfg), cfg)]
-    # Longest runs first, so the short ones fill the gaps at the end.
-    todo.sort(key=lambda c: -(c["steps"] * c["agent"]["utd"] + c["pretrain_steps"]))
-    print(f"figure={launcher['figure']}: {len(runs)} runs, {len(runs) - len(todo)} finished, "
-          f"{len(todo)} to run")
-    if launcher.get("dry_run"):
-        for cfg in runs:
-            state = "done" if cfg not in todo else "todo"
-            print(f"  [{state}] {run_dir_for(cfg)}  steps={cfg['steps']} "
-                  f"pretrain={cfg['pretrain_steps']}")
+    figure = launcher["figure"]
+    calls = [(cfg, run_dir_for(cfg).resolve()) for cfg in runs]
+    if "status" in commands:
+        print_status(figure, calls)
         return
+    try:
+        settings = cluster.resolve(cluster_keys)
+    except cluster.ClusterError as e:
+        fail(str(e))
 
-    missing = missing_data(todo)
+    states = {s.run_dir: s.state for s in status_lib.collect(calls, is_finished)}
+    todo = [(cfg, d) for cfg, d in calls if states[d] not in ("done", "running", "pending")]
+    live = sum(states[d] in ("running", "pending") for _, d in calls)
+    # Longest runs first, so the short ones fill the gaps at the end.
+    todo.sort(key=lambda c: -cost.run_seconds(c[0]))
+    print(f"figure={figure}: {len(runs)} runs, {len(runs) - len(todo) - live} finished, "
+          + (f"{live} already queued or running, " if live else "") + f"{len(todo)} to run")
+    if launcher.get("dry_run"):
+        print(grids.count_line(figure, spec, runs))
+        todo_dirs = {d for _, d in todo}
+        for cfg, run_dir in calls:
+            state = "todo" if run_dir in todo_dirs else states[run_dir]
+            print(f"  [{state}] {run_dir}  steps={cfg['steps']} pretrain={cfg['pretrain_steps']} "
+                  f"~{cost.format_hours(cost.run_seconds(cfg))}")
+        print(cost.describe([cfg for cfg, _ in todo]))
+        return
+    if not todo:
+        return
+    missing = missing_data([cfg for cfg, _ in todo])
     if missing:
         fail(missing)
-    workers = int(launcher.get("workers", os.cpu_count() or 1))
-    threads = 1 if workers > 1 else 0
-    start = time.time()
-    failed = []
-    total = sum(cfg["pretrain_steps"] + cfg["steps"] for cfg in todo)
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=total, unit="step", desc=f"{len(todo)} runs", file=sys.stderr) as bar:
-        futures = {pool.submit(run_one, cfg, threads): cfg for cfg in todo}
-        pending, done_count = set(futures), 0
-        while pending:
-            finished, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
-            for future in finished:
-                cfg, code, run_dir = future.result()
-                done_count += 1
-                status = (final_success(run_dir) if code == 0
-                          else f"FAILED (exit {code}), see {run_dir / 'log.txt'}")
-                bar.write(f"[{done_count}/{len(todo)} {time.time() - start:6.0f}s] {cfg['task']} "
-                          f"{cfg['method']} seed {cfg['seed']}: {status}")
-                if code != 0:
-                    failed.append(run_dir)
-            # Steps done so far (imitation + online, from each run's train.csv) and the latest
-            # evaluation of the runs in flight.
-            bar.n = sum(steps_done(run_dir_for(cfg), cfg) for cfg in todo)
-            running = [cfg for f, cfg in futures.items() if f in pending and f.running()]
-            bar.set_postfix_str(" | ".join(f"{c['method']} s{c['seed']} {latest_success(run_dir_for(c))}"
-                                           for c in running))
-    if failed:
-        fail(f"{len(failed)} run(s) failed: " + ", ".join(str(p / "log.txt") for p in failed))
+    for _, run_dir in todo:  # launched again: an earlier failure is history (its log.txt keeps it)
+        executors.clear_failure(run_dir)
+    folder = executors.submitit_folder(todo[0][0]["results_dir"], todo[0][0]["figure"])
+    if settings.cluster == "slurm":
+        run_slurm(todo, settings, figure, folder, bool(launcher.get("wait")))
+    else:
+        workers = int(launcher.get("workers", os.cpu_count() or 1))
+        run_local(todo, workers, folder / f"local-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
 
 
 if __name__ == "__main__":

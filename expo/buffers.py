@@ -3,6 +3,7 @@
 RLPD's symmetric sampling, as EXPO uses it: every minibatch is exactly half offline transitions and
 half online transitions (PAPER.md, "Settings"). Sampling is uniform with replacement inside each
 half and is driven by a numpy Generator derived from the run seed, so runs are reproducible.
+`sample_online` draws from the online buffer alone (Fig. 8: no offline data kept after pretraining).
 """
 from __future__ import annotations
 
@@ -71,6 +72,25 @@ class ReplayBuffer(TransitionStore):
         idx = (self._next - len(values) + np.arange(len(values))) % self.capacity
         self.data[field][idx] = values
 
+    def contents(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """What rebuilds this buffer exactly (a checkpoint): copies of the filled rows of every field,
+        and {"size", "next"} (the fill level and the ring's write position)."""
+        rows = {f: self.data[f][:self.size].copy() for f in self.fields}
+        return rows, {"size": self.size, "next": self._next}
+
+    def restore(self, rows: dict[str, np.ndarray], size: int, next_index: int) -> None:
+        """Refill the buffer from `contents()` of a buffer with the same fields and capacity."""
+        if sorted(rows) != sorted(self.fields) or not 0 <= size <= self.capacity \
+                or not 0 <= next_index < self.capacity:
+            raise ValueError(f"cannot restore fields {sorted(rows)}, size {size}, next {next_index} "
+                             f"into a buffer of fields {sorted(self.fields)}, capacity {self.capacity}")
+        for f in self.fields:
+            if rows[f].shape != (size,) + self.data[f].shape[1:]:
+                raise ValueError(f"field {f}: {rows[f].shape} rows, expected {(size,) + self.data[f].shape[1:]}")
+            self.data[f][:size] = rows[f]
+            self.data[f][size:] = 0.0
+        self.size, self._next = size, next_index
+
 
 def sample_stacked(rng: np.random.Generator, stores: list[tuple[TransitionStore, int]],
                    num_batches: int) -> dict[str, np.ndarray]:
@@ -94,3 +114,9 @@ def sample_symmetric(rng, offline: TransitionStore, online: TransitionStore, num
 
 def sample_offline(rng, offline: TransitionStore, num_batches: int, batch_size: int):
     return sample_stacked(rng, [(offline, batch_size)], num_batches)
+
+
+def sample_online(rng, online: TransitionStore, num_batches: int, batch_size: int) -> dict[str, np.ndarray]:
+    """[num_batches, batch_size, ...], every row from the online buffer (the layout of
+    sample_symmetric): the fine-tuning batches of a run that keeps no offline data (Fig. 8)."""
+    return sample_stacked(rng, [(online, batch_size)], num_batches)

@@ -30,11 +30,22 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_episodes": None,           # None -> protocol
     "log_interval": 1000,            # env steps between train.csv rows
     "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
+    # Wall seconds between checkpoints (expo/checkpoint.py); 0 = at every point where one can be
+    # taken. A killed run resumes from its last checkpoint when started again.
+    "checkpoint_interval_s": 600.0,
+    # Fig. 8: false = after pretraining, every minibatch comes from the online buffer only.
+    "keep_offline_data": True,
+    # Episodes of the pretrained acting policy put in the online buffer before online step 1 (not
+    # counted in steps); None -> 0 with keep_offline_data, else the offline dataset's episode count.
+    "warm_start_episodes": None,
     # name: a key of expo/data/registry.py DATASETS (None -> the task's protocol dataset), e.g.
     # dataset.name=robomimic_lift_ph for the downloaded robomimic Lift PH file.
     "dataset": {"name": None, "num_demos": None, "seed": None},  # None -> protocol / run seed
     "results_dir": "results",
     "figure": "adhoc",
+    # A grid's label for one setting of a swept key (e.g. "N16" for agent.N=16 in Fig. 9): the
+    # run directory is <method>-<variant>, so runs that differ only in the sweep never collide.
+    "variant": "",
     "progress": True,
 }
 
@@ -56,6 +67,9 @@ SCALES: dict[str, dict[str, Any]] = {
         "agent.num_target_samples": 4,  # DAC's next-action samples in the TD target
         "agent.n_edit": 4,
         "agent.T": 5,
+        # PA-RL's local gradient-ascent steps per candidate: its costliest size (10 ascent steps over
+        # every candidate and Q head, at every critic step and every action); 3 at mini.
+        "agent.ascent_steps": 3,
         "agent.utd": 2,
         "agent.batch_size": 128,
     },
@@ -141,6 +155,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
 NONE_DEFAULT_TYPES: dict[str, Any] = {
     "steps": 0, "pretrain_steps": 0, "start_training": 0, "eval_interval": 0, "eval_episodes": 0,
     "dataset.num_demos": 0, "dataset.seed": 0, "dataset.name": "",
+    "warm_start_episodes": 0,
 }
 
 
@@ -235,5 +250,11 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     for key in ("eval_interval", "eval_episodes", "pretrain_chunk"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg["checkpoint_interval_s"] < 0:
+        raise ConfigError(f"checkpoint_interval_s must be >= 0 (0: at every chance), "
+                          f"got {cfg['checkpoint_interval_s']}")
+    if cfg["warm_start_episodes"] is not None and cfg["warm_start_episodes"] < 0:
+        raise ConfigError(f"warm_start_episodes must be >= 0 or none (none: 0 with keep_offline_data, "
+                          f"else the dataset's episode count), got {cfg['warm_start_episodes']}")
     cfg["protocol"] = protocol.as_dict(spec)
     return cfg

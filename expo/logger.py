@@ -4,6 +4,10 @@ Every write replaces the whole file through a temporary file and os.replace, so 
 pre-empted job) never leaves a half-written row: a reader sees the previous complete file or the
 new complete file. The files are small (one row per evaluation / log interval), so rewriting them
 costs microseconds next to a training step.
+
+A resumed run (expo/checkpoint.py) continues the same files: `position()` is saved with each
+checkpoint, and `RunLogger(..., position=...)` truncates each CSV to the rows it had then (later rows
+came from lost work, which the resumed run redoes identically) before appending again.
 """
 from __future__ import annotations
 
@@ -56,6 +60,39 @@ class CsvTable:
         # file is rewritten each time, so earlier rows simply get empty cells in new columns.
         self.columns = tuple(self.columns) + tuple(k for k in row if k not in self.columns)
         self.rows.append(row)
+        self._write()
+
+    def position(self) -> dict[str, Any]:
+        """How far the table is: its row count and column order (JSON-ready)."""
+        return {"rows": len(self.rows), "columns": list(self.columns)}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        """Reload the file's first position["rows"] rows under position["columns"] and rewrite it.
+
+        Cells come back as the text they were written as, so the rewritten rows are byte-identical.
+        """
+        n, columns = int(position["rows"]), tuple(position["columns"])
+        if not self.fixed:
+            self.columns = columns
+        if n == 0:  # the table had no row yet: it had no file either
+            self.rows = []
+            self.path.unlink(missing_ok=True)
+            return
+        rows: list[dict[str, str]] = []
+        header: tuple[str, ...] = ()
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                reader = csv.reader(f)
+                header = tuple(next(reader, ()))
+                rows = [dict(zip(header, r)) for r in reader]
+        # Rows logged after the checkpoint may have added columns (at the end), never reordered them.
+        if len(rows) < n or header[:len(columns)] != columns:
+            raise ValueError(f"{self.path} has {len(rows)} rows and columns {list(header)}; the "
+                             f"checkpoint expects at least {n} rows and columns {list(columns)}")
+        self.rows = [{c: r.get(c, "") for c in columns} for r in rows[:n]]
+        self._write()
+
+    def _write(self) -> None:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(self.columns)
@@ -84,7 +121,13 @@ def environment_info() -> dict[str, Any]:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, config: dict):
+    """eval.csv, train.csv and config.json of one run.
+
+    position=None starts the tables empty and deletes CSV files left by an earlier attempt that
+    never reached a checkpoint; a position from `position()` continues them from that point.
+    """
+
+    def __init__(self, run_dir: Path, config: dict, position: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.json",
@@ -92,6 +135,14 @@ class RunLogger:
                                      default=list) + "\n")
         self.eval = CsvTable(self.run_dir / "eval.csv", EVAL_COLUMNS)
         self.train = CsvTable(self.run_dir / "train.csv")
+        for table in (self.eval, self.train):
+            if position is None:
+                table.path.unlink(missing_ok=True)
+            else:
+                table.restore(position[table.path.name])
+
+    def position(self) -> dict[str, Any]:
+        return {table.path.name: table.position() for table in (self.eval, self.train)}
 
     def log_eval(self, row: dict[str, Any]) -> None:
         self.eval.append(row)
@@ -100,6 +151,13 @@ class RunLogger:
         self.train.append(row)
 
 
+def run_label(config: dict) -> str:
+    """The run directory's method component: the method, or <method>-<variant> inside a sweep
+    (method names never contain "-", so the split is unambiguous)."""
+    variant = config.get("variant") or ""
+    return f"{config['method']}-{variant}" if variant else config["method"]
+
+
 def run_dir_for(config: dict) -> Path:
-    return (Path(config["results_dir"]) / str(config["figure"]) / config["task"] / config["method"]
+    return (Path(config["results_dir"]) / str(config["figure"]) / config["task"] / run_label(config)
             / f"seed_{config['seed']}")

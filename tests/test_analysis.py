@@ -16,8 +16,9 @@ import pytest
 
 from analysis.curves import (aggregate, aggregate_seeds, common_steps, final_summary,
                              running_average)
-from analysis.figures import main, make_figures, method_color
-from analysis.runs import load_runs, metric_column
+from analysis.completeness import NoGrid
+from analysis.figures import Options, main, make_figures, method_color
+from analysis.runs import load_runs, metric_column, split_label
 
 HEADER = "env_step,success,return,episodes,wall_time_s"
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,10 @@ def write_run(root: Path, figure, task, method, seed, rows, metric="success_rate
             "task": task, "method": method, "seed": seed, "figure": figure,
             "setting": "online", "protocol": {"metric": metric, "eval_interval": 10}}))
     return d
+
+
+def no_grid(figure):
+    raise NoGrid(f"no grid named {figure}")
 
 
 STEPS = [0, 10, 20, 30, 40]
@@ -147,7 +152,7 @@ def test_load_runs_tidy_and_warnings(results):
 
 def test_load_runs_other_corruptions(tmp_path):
     root = tmp_path / "results"
-    d = write_run(root, "f", "t", "m", 0, [(0, 0.5), (10, 0.6)], config=False)
+    write_run(root, "f", "t", "m", 0, [(0, 0.5), (10, 0.6)], config=False)
     d1 = write_run(root, "f", "t", "m", 1, [(0, 0.5)])
     (d1 / "eval.csv").write_text("")                                  # 0 bytes
     d2 = write_run(root, "f", "t", "m", 2, [(0, 0.5)])
@@ -183,8 +188,11 @@ def test_metric_column():
 def test_make_figures_end_to_end(results, tmp_path):
     out = tmp_path / "figures"
     stream = io.StringIO()
-    written = make_figures(results, out, smooth=3, stream=stream)
-    assert sorted(written) == ["fig5", "fig6"]
+    outputs = make_figures(results, out, smooth=3, stream=stream,
+                           options=Options(smooth=3, bootstrap_reps=200, env_pictures="never"),
+                           expected_runs=no_grid)
+    assert sorted(outputs.figures) == ["fig5", "fig6"]
+    assert outputs.report == out / "REPORT.md" and outputs.report.is_file()
     for fig in ("fig5", "fig6"):
         for ext in ("png", "pdf"):
             p = out / f"{fig}.{ext}"
@@ -256,3 +264,34 @@ def test_colours_fixed_and_distinct():
     known = ["expo", "expo_no_edit", "expo_no_otf_backup", "rlpd", "idql", "dipo", "qsm",
              "calql", "dac", "bc"]
     assert len({method_color(m) for m in known}) == len(known)
+
+
+# ---------------------------------------------------------------- sweep labels (method-variant)
+
+def test_split_label():
+    assert split_label("expo-N16") == ("expo", "N16")
+    assert split_label("expo_entropy_backup-demos50") == ("expo_entropy_backup", "demos50")
+    assert split_label("expo_no_edit") == ("expo_no_edit", "")
+
+
+def test_variant_runs_load_without_false_mismatch(tmp_path):
+    root = tmp_path / "results"
+    d = write_run(root, "fig9", "lift", "expo-N16", 0, [(0, 0.1), (10, 0.5)])
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "method": "expo", "variant": "N16"}))
+    write_run(root, "fig9", "lift", "expo", 0, [(0, 0.1)])     # config.json without "variant"
+    d = write_run(root, "fig9", "lift", "expo-N4", 0, [(0, 0.1)])
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "method": "expo", "variant": "N8"}))
+    write_run(root, "fig9", "lift", "expo-N2", 0, [(0, 0.1)])  # config.json method "expo-N2"
+    loaded = load_runs(root)
+    text = "\n".join(loaded.warnings)
+    assert "expo-N16" not in text                      # method + variant agree with the path
+    assert "fig9/lift/expo-N2/seed_0: config.json method='expo-N2' but directory says 'expo'" \
+        in text
+    assert "fig9/lift/expo-N2/seed_0: config.json variant='' but directory says 'N2'" in text
+    assert "fig9/lift/expo-N4/seed_0: config.json variant='N8' but directory says 'N4'" in text
+    row = loaded.data[loaded.data["method"] == "expo-N16"].iloc[0]
+    assert (row["base_method"], row["variant"]) == ("expo", "N16")
+    # runs written before sweeps existed have no "variant" key: no warning for a plain label
+    assert not [w for w in loaded.warnings if "fig9/lift/expo/" in w]

@@ -125,3 +125,53 @@ def test_extra_fields_are_stored_filled_and_sampled():
     assert set(batch["mc_returns"][:, :2].ravel()) <= set(range(n))
     with pytest.raises(ValueError, match="lack fields"):
         buffers.TransitionStore({k: v for k, v in off.data.items() if k != "mc_returns"}, extra=("mc_returns",))
+
+
+def test_sample_online_only_has_the_symmetric_layout_and_no_offline_row():
+    on = online_buffer(7)
+    b = buffers.sample_online(np.random.default_rng(0), on, num_batches=5, batch_size=8)
+    s = buffers.sample_symmetric(np.random.default_rng(0), offline_store(), on, 5, 8)
+    assert {f: v.shape for f, v in b.items()} == {f: v.shape for f, v in s.items()}
+    np.testing.assert_array_equal(b["rewards"], 1.0)  # offline rows carry reward -1
+    assert np.all(b["observations"][..., 0] >= 1000)
+    np.testing.assert_array_equal(b["next_observations"], b["observations"] + 1)
+    with pytest.raises(ValueError, match="empty"):
+        buffers.sample_online(np.random.default_rng(0), buffers.ReplayBuffer(OBS, ACT, 5), 1, 4)
+
+
+def test_contents_restore_an_identical_buffer_after_wrap_around():
+    buf = buffers.ReplayBuffer(OBS, ACT, capacity=4, extra={"mc_returns": -np.inf})
+    for i in range(6):
+        buf.add(np.full(OBS, i), np.full(ACT, i / 10), float(i), np.full(OBS, i + 0.5), 1.0)
+    buf.write_recent("mc_returns", [4.0, 5.0])
+    rows, position = buf.contents()
+    assert position == {"size": 4, "next": 2}
+    copy = buffers.ReplayBuffer(OBS, ACT, capacity=4, extra={"mc_returns": -np.inf})
+    copy.restore(rows, position["size"], position["next"])
+    for f in buf.fields:
+        np.testing.assert_array_equal(copy.data[f], buf.data[f])
+    # both continue identically: same next slot, same samples
+    for b in (buf, copy):
+        b.add(np.full(OBS, 9), np.zeros(ACT), 9.0, np.zeros(OBS), 0.0)
+    np.testing.assert_array_equal(copy.data["rewards"], buf.data["rewards"])
+    a = buffers.sample_online(np.random.default_rng(3), buf, 2, 4)
+    c = buffers.sample_online(np.random.default_rng(3), copy, 2, 4)
+    for f in buf.fields:
+        np.testing.assert_array_equal(a[f], c[f])
+
+
+def test_partial_contents_restore_and_mismatches_are_refused():
+    buf = online_buffer(3, capacity=10)
+    rows, position = buf.contents()
+    assert position == {"size": 3, "next": 3} and rows["observations"].shape == (3, OBS)
+    rows["observations"][0, 0] = -5.0  # contents are copies: the buffer is unchanged
+    assert buf.data["observations"][0, 0] == 1000.0
+    fresh = online_buffer(6, capacity=10)  # holds more rows than the restored one: they go
+    fresh.restore(buf.contents()[0], 3, 3)
+    assert fresh.size == 3 and np.all(fresh.data["rewards"][3:] == 0.0)
+    with pytest.raises(ValueError, match="capacity 10"):
+        fresh.restore(buf.contents()[0], 3, 11)
+    with pytest.raises(ValueError, match="cannot restore fields"):
+        fresh.restore({**buf.contents()[0], "mc_returns": np.zeros(3)}, 3, 3)
+    with pytest.raises(ValueError, match="field observations"):
+        fresh.restore({**buf.contents()[0], "observations": np.zeros((2, OBS))}, 3, 3)

@@ -1,6 +1,5 @@
 """Per-run output files (expo/logger.py): atomic CSV tables and config.json."""
 import csv
-import io
 import json
 import os
 from importlib import metadata
@@ -117,3 +116,54 @@ def test_run_logger_writes_config_with_versions(tmp_path):
 def test_run_dir_layout():
     cfg = {"results_dir": "results", "figure": "fig3", "task": "lift", "method": "expo", "seed": 2}
     assert logger.run_dir_for(cfg) == Path("results/fig3/lift/expo/seed_2")
+
+
+def test_restore_truncates_to_the_checkpoint_and_continues_byte_identically(tmp_path):
+    rows = [{"phase": "pretrain", "step": 1, "bc_loss": 1 / 3},
+            {"phase": "online", "step": 2, "critic_loss": 0.25, "note": "a,b"},
+            {"phase": "online", "step": 3, "critic_loss": 0.125, "q_mean": 7.0}]
+    reference = logger.CsvTable(tmp_path / "reference.csv")
+    for r in rows:
+        reference.append(dict(r))
+
+    path = tmp_path / "train.csv"
+    interrupted = logger.CsvTable(path)
+    interrupted.append(dict(rows[0]))
+    interrupted.append(dict(rows[1]))
+    position = interrupted.position()
+    assert position == {"rows": 2, "columns": ["phase", "step", "bc_loss", "critic_loss", "note"]}
+    interrupted.append({"phase": "online", "step": 99, "lost_column": 1.0})  # lost work
+
+    resumed = logger.CsvTable(path)
+    resumed.restore(position)
+    assert read_csv(path)[-1] == ["online", "2", "", "0.25", "a,b"]  # row 99 and its column gone
+    resumed.append(dict(rows[2]))
+    assert path.read_bytes() == (tmp_path / "reference.csv").read_bytes()
+
+
+def test_restore_refuses_a_file_that_does_not_match_the_checkpoint(tmp_path):
+    t = logger.CsvTable(tmp_path / "eval.csv", ("env_step", "success"))
+    t.append({"env_step": 0, "success": 0.5})
+    with pytest.raises(ValueError, match="expects at least 2 rows"):
+        logger.CsvTable(tmp_path / "eval.csv", ("env_step", "success")).restore(
+            {"rows": 2, "columns": ["env_step", "success"]})
+    with pytest.raises(ValueError, match="columns"):
+        logger.CsvTable(tmp_path / "eval.csv").restore({"rows": 1, "columns": ["success"]})
+    empty = logger.CsvTable(tmp_path / "eval.csv", ("env_step", "success"))
+    empty.restore({"rows": 0, "columns": ["env_step", "success"]})  # no row yet: no file
+    assert not (tmp_path / "eval.csv").exists()
+
+
+def test_run_logger_fresh_start_drops_stale_csvs_and_resume_keeps_them(tmp_path):
+    cfg = {"task": "lift", "method": "expo", "seed": 0}
+    run = logger.RunLogger(tmp_path, cfg)
+    run.log_eval({"env_step": 0, "success": 0.5})
+    run.log_train({"phase": "pretrain", "step": 10})
+    position = run.position()
+    run.log_eval({"env_step": 10, "success": 1.0})
+
+    logger.RunLogger(tmp_path, cfg, position=position)
+    assert [r[0] for r in read_csv(tmp_path / "eval.csv")] == ["env_step", "0"]
+    assert read_csv(tmp_path / "train.csv") == [["phase", "step"], ["pretrain", "10"]]
+    logger.RunLogger(tmp_path, cfg)  # a run that never reached a checkpoint starts over
+    assert not (tmp_path / "eval.csv").exists() and not (tmp_path / "train.csv").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from expo import protocol
+from expo import config as config_lib, protocol
 from tests.conftest import read_rows, tiny_train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,9 @@ def test_run_writes_eval_train_config(tmp_path):
     assert cfg["agent"]["N"] == 2 and cfg["protocol"]["horizon"] == 15
     assert cfg["environment"]["packages"]["jax"]
     assert "truncation" in cfg["protocol"]["deviations"] and cfg["agent"]["deviations"]
-    assert json.loads((run_dir / "status.json").read_text())["finished"] is True
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["finished"] is True and status["resumes"] == 0
+    assert not (run_dir / "checkpoint").exists()  # deleted once the run finished
 
 
 def _without_wall_time(path):
@@ -77,6 +79,27 @@ def test_online_setting_skips_pretraining(tmp_path):
     assert {r["phase"] for r in read_rows(run_dir / "train.csv")} == {"online"}
 
 
+def test_warm_start_episodes_fill_the_buffer_before_step_one_and_are_not_counted(tmp_path):
+    run_dir = run(tmp_path, keep_offline_data=False, warm_start_episodes=1, steps=6, eval_interval=6,
+                  pretrain_steps=20)
+    rows = read_rows(run_dir / "train.csv")
+    assert [r["phase"] for r in rows] == ["pretrain", "warm_start"]
+    assert rows[1]["episodes"] == "1" and rows[1]["env_step"] == "0"  # the set count, not the 3 demos
+    assert 1 <= int(rows[1]["warm_start_env_steps"]) <= 15  # one episode, horizon 15
+    assert [r["env_step"] for r in read_rows(run_dir / "eval.csv")] == ["0", "6"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"keep_offline_data": 1}, "keep_offline_data must be true or false"),
+    ({"warm_start_episodes": -1}, "warm_start_episodes must be >= 0"),
+    ({"warm_start_episodes": 2.5}, "warm_start_episodes must be of type int"),
+    ({"checkpoint_interval_s": -5}, "checkpoint_interval_s must be >= 0"),
+])
+def test_bad_loop_options_are_rejected(overrides, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.build_config(overrides)
+
+
 def launch(*args):
     return subprocess.run([sys.executable, "experiments/launch.py", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
@@ -84,7 +107,8 @@ def launch(*args):
 
 def test_launcher_errors_are_one_line():
     out = launch("figure=nope")
-    assert out.returncode != 0 and "valid figures: baselines, demo, quickstart" in out.stderr
+    assert out.returncode != 0 and "unknown figure 'nope'; valid figures: baselines, demo, " in out.stderr
+    assert "quickstart" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     out = launch("figure=quickstart", "agent.bogus=1")
     assert out.returncode != 0 and "unknown key 'agent.bogus'" in out.stderr

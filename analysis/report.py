@@ -1,0 +1,310 @@
+"""REPORT.md: every figure with the runs behind each curve, missing runs, and the statistics.
+
+Written by `analysis.figures.make_figures` into the output folder, next to the files it links
+(images, ``*_data.csv``, ``*_summary.csv``, ``aggregate_iqm.*``, ``sample_efficiency*.csv``, and
+``table*`` files written by ``python -m analysis.tables --out <out>``). Every paper figure has a
+section: drawn, or the reason it is not (no runs under results/, a renderer that failed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from analysis.completeness import FolderStatus, describe
+from analysis.style import label_sort_key, task_sort_key
+from expo.logger import atomic_write_text
+
+REPORT_FILE = "REPORT.md"
+
+
+@dataclasses.dataclass
+class ReportInputs:
+    results_dir: Path
+    out_dir: Path
+    options: object                     # analysis.figures.Options
+    figures: list                       # analysis.figures.FigureResult, in drawing order
+    statuses: dict[str, FolderStatus]   # results folder -> completeness
+    absent: dict[str, Optional[int]]    # paper figure without a folder -> runs its grid expects
+    warnings: list[str]
+    final_best: pd.DataFrame
+    iqm: pd.DataFrame
+    iqm_excluded: dict
+    iqm_files: list[Path]
+    sample_efficiency: pd.DataFrame
+    sample_efficiency_summary: pd.DataFrame
+    se_files: list[Path]
+    env_pictures: dict
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def num(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.{digits}f}"
+    return f"{int(v)}" if float(v).is_integer() else str(v)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    def cell(x):
+        return str(x).replace("|", "\\|").replace("\n", " ")
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return out + [""]
+
+
+def links(files: list[Path]) -> str:
+    return " · ".join(f"[{Path(f).name}]({Path(f).name})" for f in files)
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _count_cell(r) -> str:
+    if not r.expected:
+        return f"{r.extra} (not expected)"
+    return (f"{r.drawn}/{r.expected}" + (f" +{r.extra}" if r.extra else "")
+            + (" (!)" if r.drawn < r.expected else ""))
+
+
+def run_counts(status: FolderStatus) -> list[str]:
+    """Task x method table of "drawn/expected" runs, with a mark where runs are missing."""
+    counts = status.counts()
+    if counts.empty:
+        return ["No runs expected or found.", ""]
+    methods = sorted(set(counts["method"]), key=label_sort_key)
+    rows = []
+    for task in sorted(set(counts["task"]), key=task_sort_key):
+        g = counts[counts["task"] == task]
+        cells = {r.method: _count_cell(r) for r in g.itertuples(index=False)}
+        rows.append([task] + [cells.get(m, "-") for m in methods])
+    lines = ["Runs behind each curve (drawn / expected, +runs drawn that are not expected, (!) "
+             f"where runs are missing; expected from {status.expected_source}"
+             + (f"; {status.grid_error}" if status.grid_error else "") + "):", ""]
+    lines += table(["task"] + methods, rows)
+    if status.missing:
+        lines += [f"Missing runs ({len(status.missing)}, no directory under "
+                  f"results/{status.figure}/):", ""]
+        lines += [f"- {status.figure}/{x}" for x in describe(status.missing)] + [""]
+    if status.unusable:
+        lines += [f"Runs found but not drawn ({len(status.unusable)}; the loader warnings "
+                  f"below say why):", ""]
+        lines += [f"- {status.figure}/{x}" for x in describe(status.unusable)] + [""]
+    if status.not_in_grid and status.grid_error is None:
+        lines += ["Runs drawn that the grid does not launch (a launch with more seeds or "
+                  "tasks than the grid's):", ""]
+        lines += [f"- {status.figure}/{x}" for x in describe(status.not_in_grid)] + [""]
+    return lines
+
+
+def _by_task_and_label(df: pd.DataFrame, label_col: str = "method") -> pd.DataFrame:
+    keys = [(task_sort_key(t), label_sort_key(m)) for t, m in zip(df["task"], df[label_col])]
+    order = sorted(range(len(df)), key=lambda i: keys[i])
+    return df.iloc[order]
+
+
+def final_best_table(fb: pd.DataFrame) -> list[str]:
+    rows = []
+    for r in _by_task_and_label(fb).itertuples(index=False):
+        steps = (num(r.final_step_max) if r.final_step_min == r.final_step_max
+                 else f"{num(r.final_step_min)}-{num(r.final_step_max)}")
+        rows.append([r.task, r.method, num(r.n_seeds), num(r.final_mean),
+                     f"{num(r.final_min)}-{num(r.final_max)}", steps, num(r.best_mean),
+                     num(r.best_step)])
+    return table(["task", "method", "seeds", "final mean", "final min-max", "at env_step",
+                  "best mean", "best at env_step"], rows)
+
+
+def iqm_table(iqm: pd.DataFrame) -> list[str]:
+    iqm = iqm.assign(_order=iqm["method"].map(label_sort_key)).sort_values(["figure", "_order"])
+    rows = [[r.figure, r.method, num(r.n_tasks), num(r.n_runs), num(r.iqm),
+             f"[{num(r.iqm_low)}, {num(r.iqm_high)}]", num(r.mean),
+             f"[{num(r.mean_low)}, {num(r.mean_high)}]"] for r in iqm.itertuples(index=False)]
+    return table(["folder", "method", "tasks", "runs", "IQM", "95% CI", "mean", "95% CI"], rows)
+
+
+def se_tables(per_task: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    rows = [[r.task, r.baseline, num(r.baseline_final), num(r.baseline_steps),
+             num(r.expo_steps_to_reach), num(r.ratio, 2), r.status]
+            for r in _by_task_and_label(per_task, "baseline").itertuples(index=False)]
+    lines = table(["task", "baseline", "baseline final", "baseline env steps",
+                   "EXPO env steps to reach it", "ratio", "status"], rows)
+    rows = [[r.baseline, num(r.n_tasks), num(r.n_finite), num(r.n_infinite), num(r.n_undefined),
+             num(r.median_ratio, 2), num(r.mean_ratio, 2), r.undefined_tasks or "-"]
+            for r in summary.itertuples(index=False)]
+    lines += table(["baseline", "tasks", "finite", "infinite", "undefined", "median ratio",
+                    "mean ratio (finite)", "undefined tasks (status)"], rows)
+    return lines
+
+
+SE_DEFINITION = (
+    "Sample-efficiency ratio (`analysis.stats.sample_efficiency`): for a task and a baseline, "
+    "the target is the baseline's final performance (mean over its seeds of each seed's last "
+    "evaluation) and *baseline env steps* the env_step of those evaluations; *EXPO env steps* is "
+    "the first env_step at which EXPO's mean-over-seeds curve (seeds aligned on common steps; "
+    "{smoothing}) is >= the target. ratio = baseline env steps / EXPO env steps, i.e. EXPO "
+    "reaches the baseline's final performance ratio times sooner (the paper's \"2-3x\"). "
+    "Status `expo_never_reaches`: EXPO stays below the target, no ratio; `reached_at_step_0`: "
+    "EXPO is at or above the target at env_step 0 (after pretraining), ratio infinite; "
+    "`baseline_final_zero`: the target is 0, reached by any curve, no ratio; "
+    "`baseline_no_online_steps`: the baseline's last evaluation is at env_step 0. Over tasks: "
+    "median of the defined ratios (infinite ones included), mean of the finite ones.")
+
+IQM_DEFINITION = (
+    "Aggregate scores (`analysis.stats.aggregate_scores`, rliable's estimators): the final score "
+    "of a run is its last evaluation; per results folder and method, the IQM (25%-trimmed mean "
+    "over all runs of all tasks) and the mean, with 95% percentile confidence intervals from "
+    "{reps} stratified bootstrap resamples (runs resampled with replacement within each task; "
+    "seed {seed}). "
+    "A method without runs on every task of the folder is not aggregated.")
+
+
+def figure_section(fig, inputs: ReportInputs, heading: str) -> list[str]:
+    lines = [f"{heading} {fig.title}", ""]
+    png = next((f for f in fig.files if Path(f).suffix == ".png"), None)
+    if png is not None:
+        lines += [f"![{fig.title}]({Path(png).name})", ""]
+    lines += [f"Files: {links(fig.files)}", ""]
+    lines += [f"Note: {n}" for n in fig.notes] + ([""] if fig.notes else [])
+    for folder in fig.folders:
+        status = inputs.statuses.get(folder)
+        if fig.name == "fig1":
+            continue
+        if status is not None:
+            lines += run_counts(status)
+        fb = inputs.final_best[inputs.final_best["figure"] == folder]
+        if not fb.empty:
+            lines += ["Final and best scores (final: each seed's last evaluation, mean and "
+                      "min-max over seeds; best: maximum of the unsmoothed mean curve):", ""]
+            lines += final_best_table(fb)
+        iqm = inputs.iqm[inputs.iqm["figure"] == folder]
+        if not iqm.empty and iqm["n_tasks"].max() > 1:
+            lines += ["Aggregate over tasks (IQM and mean of final scores, 95% CI):", ""]
+            lines += iqm_table(iqm)
+        excluded = {m: t for (f, m), t in inputs.iqm_excluded.items() if f == folder}
+        lines += [f"Not aggregated: {m} has no run on {', '.join(t)}."
+                  for m, t in sorted(excluded.items())] + ([""] if excluded else [])
+        se = inputs.sample_efficiency[inputs.sample_efficiency["figure"] == folder]
+        if not se.empty:
+            summary = inputs.sample_efficiency_summary
+            lines += ["Sample efficiency of EXPO against each baseline (definition below):", ""]
+            lines += se_tables(se, summary[summary["figure"] == folder])
+    if fig.name == "fig1" and fig.data is not None and not fig.data.empty:
+        rows = [[panel, series, num(int(g["n_seeds"].min()))]
+                for (panel, series), g in fig.data.groupby(["panel", "series"], sort=False)]
+        lines += [f"Averaged from the runs of results/{', results/'.join(fig.folders)} "
+                  "(their sections list every run and every missing one).", ""]
+        lines += table(["panel", "method", "seeds per task (fewest)"], rows)
+    return lines
+
+
+def fig11_section(inputs: ReportInputs) -> list[str]:
+    p = inputs.env_pictures
+    lines = ["## Fig. 11: the environments", ""]
+    if p.get("rendered"):
+        how = "from a previous run (delete fig11.png to re-render)" if p.get("reused") else \
+            f"offscreen with MUJOCO_GL={p.get('gl', '?')}"
+        lines += [f"Rendered {how} from the suite's own env makers after reset(seed=0).", "",
+                  "![Fig. 11](fig11.png)", "",
+                  "Files: " + links([Path("fig11.png"), Path("fig11.pdf")] +
+                                    [Path(v["file"]) for v in p["rendered"].values()]), ""]
+    else:
+        lines += [f"Not rendered: {p.get('error', 'no picture rendered')}", ""]
+    if p.get("failed"):
+        lines += ["Environments not rendered:", ""]
+        lines += [f"- {why}" for why in p["failed"].values()] + [""]
+    return lines
+
+
+def tables_section(out_dir: Path) -> list[str]:
+    files = sorted(f for f in out_dir.iterdir()
+                   if f.is_file() and f.name.lower().startswith("table")
+                   and not f.name.startswith("."))
+    lines = ["## Tables 1-2", ""]
+    if not files:
+        return lines + [f"Not generated: run `python -m analysis.tables --out {out_dir}` "
+                        "before `python -m analysis.figures` (`make figures` does both).", ""]
+    for f in files:
+        if f.suffix == ".md":
+            # the table's own headings go two levels down, under this section
+            text = "\n".join("##" + ln if ln.startswith("#") else ln
+                             for ln in f.read_text().strip().splitlines())
+            lines += [f"From [{f.name}]({f.name}):", "", text, ""]
+    lines += [f"Files: {links(files)}", ""]
+    return lines
+
+
+def write_report(inputs: ReportInputs) -> Path:
+    o = inputs.options
+    by_name = {f.name: f for f in inputs.figures}
+    from analysis.figures import FIG1_TITLE, PAPER_FIGURES
+
+    lines = ["# EXPO reproduction: figures, statistics and tables", "",
+             f"Generated from `{inputs.results_dir}/` only, by `python -m analysis.figures "
+             f"--results {inputs.results_dir} --out {inputs.out_dir}`. Curves: mean over seeds "
+             f"smoothed by a {o.mode} running average over {o.smooth} evaluations; shaded band: "
+             "min-max over seeds, unsmoothed. Layout and CSV schema of `results/` and of these "
+             "files: `analysis/SCHEMA.md`.", ""]
+    # Overview
+    rows = []
+    paper = [("fig1", FIG1_TITLE)] + [(f.name, f.title) for f in PAPER_FIGURES]
+    for name, title in paper:
+        if name in by_name:
+            st = inputs.statuses.get(name)
+            runs = (st.totals() if st else
+                    "from " + ", ".join(by_name[name].folders))
+            rows.append([title, "drawn", runs, f"[{name}.png]({name}.png)"])
+        else:
+            expected = inputs.absent.get(name)
+            why = f"no runs under results/{name}/" + (
+                f" (its grid launches {expected} runs)" if expected else "")
+            if name == "fig1":
+                why = "no runs under results/fig1, fig3 or fig4"
+            rows.append([title, "not drawn", why, "-"])
+    pics = inputs.env_pictures
+    rows.append(["Fig. 11: the environments", "rendered" if pics.get("rendered") else
+                 "not rendered", f"{len(pics.get('rendered', {}))} environments"
+                 + (f", {len(pics['failed'])} not rendered" if pics.get("failed") else ""),
+                 "[fig11.png](fig11.png)" if pics.get("rendered") else "-"])
+    others = [f for f in inputs.figures if f.name != "fig1" and f.name not in
+              {p.name for p in PAPER_FIGURES}]
+    for f in others:
+        st = inputs.statuses[f.name]
+        rows.append([f.title, "drawn", st.totals(),
+                     f"[{f.name}.png]({f.name}.png)"])
+    lines += ["## Contents", ""] + table(["figure", "status", "runs drawn / expected", "image"],
+                                          rows)
+    if inputs.warnings:
+        lines += [f"## Loader warnings ({len(inputs.warnings)})", ""]
+        lines += [f"- {w}" for w in inputs.warnings] + [""]
+    for name, title in paper:
+        if name in by_name:
+            lines += figure_section(by_name[name], inputs, "##")
+        else:
+            lines += [f"## {title}", "", "Not drawn: " + next(r[2] for r in rows if r[0] == title)
+                      + ".", ""]
+    lines += fig11_section(inputs)
+    lines += tables_section(inputs.out_dir)
+    if others:
+        lines += ["## Other results folders", ""]
+        for f in others:
+            lines += figure_section(f, inputs, "###")
+    lines += ["## Definitions", "",
+              IQM_DEFINITION.format(reps=o.bootstrap_reps, seed=o.bootstrap_seed), ""]
+    if any(Path(f).name == "aggregate_iqm.png" for f in inputs.iqm_files):
+        lines += ["![Aggregate IQM over the tasks of each folder with more than one task]"
+                  "(aggregate_iqm.png)", ""]
+    lines += [f"Files: {links(inputs.iqm_files)}", ""]
+    smoothing = ("unsmoothed" if o.se_window <= 1 else
+                 f"trailing running average over {o.se_window} evaluations")
+    lines += [SE_DEFINITION.format(smoothing=smoothing), "", f"Files: {links(inputs.se_files)}",
+              ""]
+    path = inputs.out_dir / REPORT_FILE
+    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    return path

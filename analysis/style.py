@@ -1,0 +1,156 @@
+"""The look shared by every figure: fixed method colours and order, labels, tick formats.
+
+A method has the same colour in every figure (EXPO red, drawn on top); sweep values (Fig. 9: N,
+Fig. 10: beta, Fig. 7: number of demos) get colours along a sequential colour map in the order of
+their numeric value.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Optional, Sequence
+
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+
+EXPO_COLOR = "#d62728"
+
+# Keys are normalised method names (lower case, "-" and " " -> "_"); unknown methods get a stable
+# colour from FALLBACK_COLORS.
+METHOD_COLORS: dict[str, str] = {
+    "expo": EXPO_COLOR,
+    "expo_no_edit": "#ff7f0e",
+    "expo_no_otf_backup": "#9467bd",
+    "expo_entropy": "#8c1b13",
+    "expo_entropy_backup": "#8c1b13",
+    "rlpd": "#1f77b4",
+    "idql": "#2ca02c",
+    "dipo": "#8c564b",
+    "qsm": "#e377c2",
+    "calql": "#17becf",
+    "cal_ql": "#17becf",
+    "calql_sac": "#0b6e7a",
+    "dac": "#bcbd22",
+    "pa_rl": "#393b79",
+    "parl": "#393b79",
+    "sac": "#637939",
+    "bc": "#4d4d4d",
+}
+FALLBACK_COLORS = ["#7b4173", "#ad494a", "#3182bd", "#31a354", "#756bb1", "#e6550d",
+                   "#636363", "#843c39", "#5254a3", "#8ca252", "#bd9e39", "#a55194"]
+# Legend / drawing order of the known methods; unknown ones follow alphabetically.
+METHOD_ORDER = ["expo", "expo_entropy", "expo_entropy_backup", "expo_no_otf_backup",
+                "expo_no_edit", "rlpd", "idql", "dipo", "qsm", "calql", "cal_ql", "calql_sac",
+                "dac", "pa_rl", "parl", "sac", "bc"]
+# How the paper names the methods in legends.
+METHOD_NAMES = {
+    "expo": "EXPO", "expo_no_edit": "EXPO, no edits", "expo_no_otf_backup": "EXPO, no OTF backup",
+    "expo_entropy_backup": "EXPO + entropy backup", "rlpd": "RLPD", "idql": "IDQL",
+    "dipo": "DIPO", "qsm": "QSM", "calql": "Cal-QL", "calql_sac": "Cal-QL + SAC",
+    "dac": "DAC", "parl": "PA-RL", "bc": "Imitation (BC)",
+}
+# Sweep variants: "<name><number>", e.g. N16, beta0.05, demos50.
+SWEEP_NAMES = {"N": "N", "beta": "\N{GREEK SMALL LETTER BETA}", "demos": "demos"}
+_VARIANT = re.compile(r"^([A-Za-z_]+?)(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)$")
+
+METRIC_LABELS = {
+    "success_rate": "Success rate",
+    "success": "Success rate",
+    "percent_solved_steps": "Normalized return",
+}
+
+
+def norm(method: str) -> str:
+    return method.strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def method_color(method: str) -> str:
+    """The fixed colour of a method (stable across figures and runs of this script)."""
+    key = norm(method)
+    if key in METHOD_COLORS:
+        return METHOD_COLORS[key]
+    return FALLBACK_COLORS[zlib.crc32(key.encode()) % len(FALLBACK_COLORS)]
+
+
+def method_sort_key(method: str):
+    key = norm(method)
+    if key in METHOD_ORDER:
+        return (0, METHOD_ORDER.index(key), key)
+    return (1, 0, key)
+
+
+def task_sort_key(task: str):
+    """Tasks in the paper's order (expo/protocol.py: AntMaze, Adroit, Robomimic, MimicGen), then
+    any other task alphabetically."""
+    from expo.protocol import TASKS
+
+    order = list(TASKS)
+    return (0, order.index(task), task) if task in order else (1, 0, task)
+
+
+def label_sort_key(label: str):
+    """Order of run labels: by method (`method_sort_key`), then by the swept value of
+    <method>-<name><number> labels numerically (N2 < N8 < N16), then by name."""
+    base, _, variant = label.partition("-")
+    parsed = parse_variant(variant)
+    return (method_sort_key(base), (0, parsed[0], parsed[1]) if parsed else (1, variant, 0.0))
+
+
+def method_name(method: str) -> str:
+    """Legend name: the paper's name of a known method, else the directory label."""
+    return METHOD_NAMES.get(norm(method), method)
+
+
+def is_expo(method: str) -> bool:
+    return norm(method) == "expo"
+
+
+def parse_variant(variant: str) -> Optional[tuple[str, float]]:
+    """"N16" -> ("N", 16.0), "beta0.05" -> ("beta", 0.05); None when not <name><number>."""
+    m = _VARIANT.match(variant or "")
+    return (m.group(1), float(m.group(2))) if m else None
+
+
+def format_number(v: float) -> str:
+    return f"{v:g}"
+
+
+def variant_label(variant: str) -> str:
+    """"N16" -> "N=16", "beta0.05" -> "β=0.05"; other variants unchanged."""
+    parsed = parse_variant(variant)
+    if parsed is None:
+        return variant
+    name, value = parsed
+    return f"{SWEEP_NAMES.get(name, name)}={format_number(value)}"
+
+
+def sweep_colors(values: Sequence[float]) -> dict[float, str]:
+    """Colours along a sequential map (light to dark) for sorted sweep values."""
+    values = sorted(set(values))
+    cmap = colormaps["viridis"]
+    if len(values) == 1:
+        return {values[0]: to_hex(cmap(0.35))}
+    return {v: to_hex(cmap(0.9 * i / (len(values) - 1))) for i, v in enumerate(values)}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric.replace("_", " ").capitalize())
+
+
+def format_steps(x: float, _pos=None) -> str:
+    """Tick label for an env-step count: 0, 250k, 1M, 1.5M."""
+    if x == 0:
+        return "0"
+    ax = abs(x)
+    if ax >= 1e6:
+        return f"{x / 1e6:g}M"
+    if ax >= 1e3:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
+def seeds_label(name: str, counts: Sequence[int], unit: str = "seed") -> str:
+    """Legend text, e.g. "EXPO (3 seeds)"; "EXPO (2-3 seeds)" when panels differ."""
+    lo, hi = min(counts), max(counts)
+    n = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    return f"{name} ({n} {unit}{'' if hi == 1 else 's'})"

@@ -1,0 +1,235 @@
+"""`make figures` on a small synthetic results tree in the real layout (fig3, fig4, fig7, fig9
+folders written here): every expected file, the drawn numbers against the CSVs, the statistics,
+and the report's run counts and missing runs."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.completeness import NoGrid, folder_status, grid_runs
+from analysis.curves import running_average
+from analysis.figures import Options, make_figures
+from analysis.runs import load_runs
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "env_step,success,return,episodes,episode_length,wall_time_s"
+STEPS = [0, 10_000, 20_000, 30_000, 40_000]
+
+
+def write_run(root: Path, figure, task, label, seed, rows, setting="online"):
+    """One run directory as the training loop writes it: eval.csv, config.json, status.json."""
+    method, _, variant = label.partition("-")
+    d = root / figure / task / label / f"seed_{seed}"
+    d.mkdir(parents=True)
+    lines = [HEADER] + [f"{s},{v:.6g},{v:.6g},50,200,{i * 10.0}" for i, (s, v) in enumerate(rows)]
+    (d / "eval.csv").write_text("\n".join(lines) + "\n")
+    (d / "config.json").write_text(json.dumps({
+        "task": task, "method": method, "variant": variant, "seed": seed, "figure": figure,
+        "setting": setting, "protocol": {"metric": "success_rate"}}))
+    (d / "status.json").write_text(json.dumps({"finished": True, "env_steps": rows[-1][0]}))
+
+
+def rising(final, seed, n=len(STEPS)):
+    """A curve from 0 rising linearly to `final` (+ 0.1 per seed), on STEPS."""
+    top = min(final + 0.1 * seed, 1.0)
+    return list(zip(STEPS[:n], np.linspace(0.0, top, len(STEPS))[:n]))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic") / "results"
+    for task in ("lift", "can"):                                  # Fig. 3: online
+        for method, final in (("expo", 0.8), ("rlpd", 0.4), ("idql", 0.2)):
+            for seed in range(3):
+                if (task, method, seed) == ("can", "idql", 2):
+                    continue                                      # a missing seed
+                write_run(root, "fig3", task, method, seed, rising(final, seed))
+    for task in ("lift", "square"):                               # Fig. 4: offline-to-online
+        for method, final in (("expo", 0.9), ("calql", 0.5)):
+            for seed in range(3):
+                write_run(root, "fig4", task, method, seed, rising(final, seed),
+                          "offline_to_online")
+    for k, expo_final in ((10, 0.3), (50, 0.6), (200, 0.9)):      # Fig. 7: subsampling
+        for seed in range(2):
+            write_run(root, "fig7", "square", f"expo-demos{k}", seed, rising(expo_final, seed, 3),
+                      "offline_to_online")
+            write_run(root, "fig7", "square", f"expo_entropy_backup-demos{k}", seed,
+                      rising(expo_final + 0.05, seed, 3), "offline_to_online")
+            write_run(root, "fig7", "square", f"bc-demos{k}", seed, [(0, k / 400 + 0.05 * seed)],
+                      "offline_to_online")
+    for n, final in ((2, 0.3), (8, 0.7), (16, 0.8)):              # Fig. 9: N sweep
+        for seed in range(2):
+            write_run(root, "fig9", "lift", f"expo-N{n}", seed, rising(final, seed),
+                      "offline_to_online")
+    return root
+
+
+def fake_grid(figure):
+    """fig3's grid: its 2 tasks x 3 methods x 3 seeds; no grid for the other folders."""
+    if figure == "fig3":
+        return {(t, m, s) for t in ("lift", "can") for m in ("expo", "rlpd", "idql")
+                for s in range(3)}
+    raise NoGrid(f"no grid named {figure}")
+
+
+@pytest.fixture(scope="module")
+def made(results, tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    outputs = make_figures(results, out, stream=open(os.devnull, "w"), expected_runs=fake_grid,
+                           options=Options(smooth=3, bootstrap_reps=300, env_pictures="never"))
+    return out, outputs
+
+
+def last_rows_mean(results: Path, figure, task, label) -> tuple[float, float, float, int]:
+    """(mean, min, max, n) over seeds of each seed's last eval.csv row, read from the files."""
+    finals = [pd.read_csv(p)["success"].iloc[-1]
+              for p in sorted((results / figure / task / label).glob("seed_*/eval.csv"))]
+    return float(np.mean(finals)), float(min(finals)), float(max(finals)), len(finals)
+
+
+def test_every_expected_file(made):
+    out, outputs = made
+    for name in ("fig1", "fig3", "fig4", "fig7", "fig9"):
+        for suffix, magic in ((".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-")):
+            path = out / f"{name}{suffix}"
+            assert path.is_file() and path.read_bytes()[:len(magic)] == magic, path
+        assert (out / f"{name}_data.csv").is_file()
+    for folder in ("fig3", "fig4", "fig7", "fig9"):
+        assert (out / f"{folder}_summary.csv").is_file()
+    for name in ("aggregate_iqm.csv", "aggregate_iqm.png", "aggregate_iqm.pdf",
+                 "sample_efficiency.csv", "sample_efficiency_summary.csv", "REPORT.md"):
+        assert (out / name).is_file(), name
+    assert sorted(outputs.figures) == ["fig1", "fig3", "fig4", "fig7", "fig9"]
+    assert not list(out.glob(".*tmp*"))                   # atomic writes leave no temporaries
+
+
+def test_learning_curve_data_matches_the_csvs(made, results):
+    out, _ = made
+    data = pd.read_csv(out / "fig3_data.csv")
+    assert set(data["panel"]) == {"lift", "can"}
+    for (task, label), g in data.groupby(["panel", "series"]):
+        g = g.sort_values("x")
+        mean, lo, hi, n = last_rows_mean(results, "fig3", task, label)
+        assert g["x"].tolist() == STEPS
+        assert g["mean"].iloc[-1] == pytest.approx(mean)      # plotted final mean = CSV rows
+        assert (g["band_min"].iloc[-1], g["band_max"].iloc[-1]) == pytest.approx((lo, hi))
+        assert set(g["n_seeds"]) == {n}
+        # the line is the centered window-3 running average of the mean; the band is not smoothed
+        np.testing.assert_allclose(g["line"], running_average(g["mean"].to_numpy(), 3))
+    assert set(data.loc[(data["panel"] == "can") & (data["series"] == "idql"), "n_seeds"]) == {2}
+
+
+def test_fig7_final_against_demos(made, results):
+    out, _ = made
+    data = pd.read_csv(out / "fig7_data.csv")
+    assert set(data["series"]) == {"expo", "expo_entropy_backup", "bc"}
+    for (base, k), row in data.set_index(["series", "x"]).iterrows():
+        mean, lo, hi, n = last_rows_mean(results, "fig7", "square", f"{base}-demos{int(k)}")
+        assert row["mean"] == pytest.approx(mean) and row["line"] == pytest.approx(mean)
+        assert (row["band_min"], row["band_max"]) == pytest.approx((lo, hi))
+        assert row["n_seeds"] == n
+    assert sorted(data.loc[data["series"] == "expo", "x"]) == [10, 50, 200]
+
+
+def test_fig9_one_line_per_n_in_numeric_order(made):
+    out, _ = made
+    data = pd.read_csv(out / "fig9_data.csv")
+    assert list(dict.fromkeys(data["label"])) == ["N=2", "N=8", "N=16"]
+    assert list(dict.fromkeys(data["series"])) == ["expo-N2", "expo-N8", "expo-N16"]
+
+
+def test_fig1_averages_fig3_and_fig4(made, results):
+    out, _ = made
+    data = pd.read_csv(out / "fig1_data.csv")
+    assert data["panel"].nunique() == 2
+    online = data[data["panel"].str.startswith("Online")]
+    expo = online[online["series"] == "expo"].sort_values("x")
+    per_task = [last_rows_mean(results, "fig3", t, "expo")[0] for t in ("lift", "can")]
+    assert expo["mean"].iloc[-1] == pytest.approx(np.mean(per_task))
+
+
+def test_stats_outputs(made):
+    out, _ = made
+    se = pd.read_csv(out / "sample_efficiency.csv")
+    # fig3 lift: EXPO mean curve 0, .225, .45, .675, .9; rlpd final mean .5 at 40k -> EXPO
+    # reaches it at 30k -> ratio 40k / 30k
+    r = se[(se["figure"] == "fig3") & (se["task"] == "lift") & (se["baseline"] == "rlpd")].iloc[0]
+    assert r["baseline_final"] == pytest.approx(0.5) and r["expo_steps_to_reach"] == 30_000
+    assert r["ratio"] == pytest.approx(4 / 3)
+    iqm = pd.read_csv(out / "aggregate_iqm.csv")
+    fig3 = iqm[iqm["figure"] == "fig3"].set_index("method")
+    assert fig3.loc["idql", "n_runs"] == 5 and fig3.loc["expo", "n_runs"] == 6
+    assert (fig3["iqm_low"] <= fig3["iqm"]).all() and (fig3["iqm"] <= fig3["iqm_high"]).all()
+
+
+def test_report_lists_counts_missing_runs_and_absent_figures(made):
+    out, _ = made
+    report = (out / "REPORT.md").read_text()
+    for name in ("fig1", "fig3", "fig4", "fig7", "fig9"):
+        assert f"({name}.png)" in report
+    assert "fig3/can/idql: seed 2" in report                       # the missing seed
+    assert "| can | 3/3 | 3/3 | 2/3 (!) |" in report             # expo, rlpd, idql of fig3
+    assert "18 runs, seeds 0-2" in report                          # expected from the grid
+    assert "max seeds present (3 per task and method)" in report   # fig4 has no grid here
+    for absent in ("fig5", "fig6", "fig8", "fig10"):
+        assert f"Not drawn: no runs under results/{absent}/" in report
+    assert "## Fig. 11: the environments" in report and "Not rendered: --env-pictures never" in report
+    assert "## Tables 1-2" in report
+    assert "Sample-efficiency ratio" in report and "ratio = baseline env steps / EXPO env steps" \
+        in report
+
+
+def test_tables_are_included_when_present(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "demo", "lift", "expo", 0, rising(0.5, 0))
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "table1.md").write_text("| hyperparameter | code | paper |\n|---|---|---|\n| N | 8 | 8 |\n")
+    make_figures(results, out, stream=open(os.devnull, "w"), expected_runs=fake_grid,
+                 options=Options(bootstrap_reps=50, env_pictures="never"))
+    report = (out / "REPORT.md").read_text()
+    assert "| N | 8 | 8 |" in report and "[table1.md](table1.md)" in report
+
+
+def test_completeness_fallback_and_unusable(tmp_path):
+    root = tmp_path / "results"
+    for seed in range(3):
+        write_run(root, "adhoc", "lift", "expo", seed, rising(0.5, seed))
+    write_run(root, "adhoc", "lift", "rlpd", 0, rising(0.5, 0))
+    (root / "adhoc" / "lift" / "rlpd" / "seed_1").mkdir()          # crashed before evaluating
+    st = folder_status("adhoc", load_runs(root), fake_grid)
+    assert st.grid_error == "no grid named adhoc"
+    assert st.missing == [("lift", "rlpd", 2)]
+    assert st.unusable == [("lift", "rlpd", 1)]
+    counts = st.counts().set_index("method")
+    assert (counts.loc["rlpd", "drawn"], counts.loc["rlpd", "expected"]) == (1, 3)
+
+
+def test_grid_runs_of_a_real_grid():
+    runs = grid_runs("quickstart")
+    assert ("lift", "expo", 0) in runs and ("lift", "bc", 1) in runs
+    with pytest.raises(NoGrid):
+        grid_runs("no_such_grid")
+
+
+@pytest.mark.slow
+def test_cli_like_make_figures(results, tmp_path):
+    """The command `make figures` runs, on the synthetic tree (real grids, when they expand)."""
+    out = tmp_path / "figures"
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.figures", "--results", str(results), "--out", str(out),
+         "--env-pictures", "never", "--bootstrap-reps", "100"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = (out / "REPORT.md").read_text()
+    assert "fig3/can/idql: seed 2" in report
+    assert {p.name for p in out.glob("fig*.png")} == {"fig1.png", "fig3.png", "fig4.png",
+                                                      "fig7.png", "fig9.png"}

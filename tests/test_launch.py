@@ -1,0 +1,280 @@
+"""The launcher on this machine: figure numbers, cluster keys and the per-user profile, `status`,
+the job entry point (TrainJob) and a tiny grid run locally through it.
+
+The SLURM side, against a real local cluster, is tests/test_slurm.py."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import cluster, executors, status as status_lib
+from experiments.launch import is_finished
+from expo import config as config_lib
+from tests.subprocess_world import ROOT, launch, rows_without_wall_time, tiny_keys, tiny_world_env
+
+NO_PROFILE = {"EXPO_CLUSTER_PROFILE": ""}
+
+
+def plain_launch(*args, env_changes=None):
+    """The launcher with this environment (no cluster profile), plus env_changes."""
+    return subprocess.run([sys.executable, "experiments/launch.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **NO_PROFILE, **(env_changes or {})})
+
+
+# ---- figure names and command words
+
+def test_a_figure_number_names_its_fig_grid(tmp_path):
+    out = plain_launch("figure=4", "dry_run=true", "seeds=1", f"results_dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("figure=fig4: ")
+    assert f"{tmp_path}/fig4/lift/expo/seed_0" in out.stdout
+    out = plain_launch("figure=99", "dry_run=true")
+    assert out.returncode != 0 and "unknown figure 'fig99'; valid figures: " in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_command_word_is_a_one_line_error():
+    out = plain_launch("figure=demo", "stats")
+    assert out.returncode != 0
+    assert out.stderr.strip() == ("error: unknown command 'stats'; valid commands: status "
+                                  "(everything else is key=value)")
+
+
+# ---- cluster keys: defaults < profile < key=value
+
+def test_profile_values_apply_and_the_command_line_overrides_them(tmp_path, monkeypatch):
+    profile = tmp_path / "cluster.toml"
+    profile.write_text('cluster = "slurm"\npartition = "gpu"\ngpus = 1\ncpus = 8\nmem_gb = 32\n'
+                       'time_min = 720\naccount = "rl"\nsetup = ["module load cuda"]\n')
+    monkeypatch.setenv("EXPO_CLUSTER_PROFILE", str(profile))
+    settings = cluster.resolve({"partition": "long", "array_parallelism": 16})
+    assert (settings.cluster, settings.partition, settings.gpus, settings.cpus) == ("slurm", "long", 1, 8)
+    assert (settings.mem_gb, settings.time_min, settings.array_parallelism) == (32.0, 720, 16)
+    assert cluster.slurm_parameters(settings, "expo-fig4") == {
+        "name": "expo-fig4", "timeout_min": 720, "cpus_per_task": 8, "tasks_per_node": 1, "nodes": 1,
+        "slurm_array_parallelism": 16, "gpus_per_node": 1, "mem_gb": 32.0, "slurm_partition": "long",
+        "slurm_account": "rl", "slurm_setup": ["module load cuda"],
+    }
+    # no profile: the defaults (this machine)
+    monkeypatch.setenv("EXPO_CLUSTER_PROFILE", "")
+    assert cluster.resolve({}) == cluster.ClusterSettings()
+    assert cluster.resolve({}).cluster == "local"
+
+
+def test_the_example_profile_is_a_valid_profile(monkeypatch):
+    monkeypatch.setenv("EXPO_CLUSTER_PROFILE", str(ROOT / "experiments" / "cluster_profile.example.toml"))
+    settings = cluster.resolve({})
+    assert (settings.cluster, settings.partition, settings.gpus, settings.time_min) == ("slurm", "gpu", 1, 720)
+
+
+def test_the_default_profile_lives_in_the_user_config_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv("EXPO_CLUSTER_PROFILE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert cluster.resolve({}).partition is None
+    (tmp_path / "expo-suite").mkdir()
+    (tmp_path / "expo-suite" / "cluster.toml").write_text('partition = "debug"\n')
+    assert cluster.resolve({}).partition == "debug"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('partitions = "gpu"\n', "unknown cluster key 'partitions'; valid keys: cluster, partition, gpus"),
+    ('gpus = "two"\n', "gpus must be an integer >= 0, got 'two'"),
+    ('cluster = "pbs"\n', "cluster must be one of local, slurm, got 'pbs'"),
+    ('time_min = 0\n', "time_min must be an integer >= 1, got 0"),
+    ('partition = \n', "not valid TOML"),
+])
+def test_a_bad_profile_stops_the_launcher_with_one_line(tmp_path, text, message):
+    profile = tmp_path / "cluster.toml"
+    profile.write_text(text)
+    out = plain_launch("figure=demo", f"results_dir={tmp_path}", env_changes={"EXPO_CLUSTER_PROFILE": str(profile)})
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1 and message in out.stderr, out.stderr
+    assert str(profile) in out.stderr
+
+
+def test_cluster_key_errors_name_the_fix(tmp_path):
+    out = plain_launch("figure=demo", "gpus=-1", f"results_dir={tmp_path}")
+    assert out.returncode != 0 and "command line: gpus must be an integer >= 0, got -1" in out.stderr
+    out = plain_launch("figure=demo", f"results_dir={tmp_path}",
+                       env_changes={"EXPO_CLUSTER_PROFILE": str(tmp_path / "nope.toml")})
+    assert out.returncode != 0 and "nope.toml: no such file" in out.stderr
+    out = plain_launch("figure=demo", "bogus=1")  # neither a launcher, cluster nor run key
+    assert out.returncode != 0 and "unknown key 'bogus'" in out.stderr and "cluster keys: cluster," in out.stderr
+
+
+def test_slurm_without_sbatch_is_a_one_line_error(tmp_path):
+    # PATH with only this interpreter's directory: no SLURM client on it
+    out = plain_launch("figure=demo", "cluster=slurm", f"results_dir={tmp_path}",
+                       env_changes={"PATH": str(Path(sys.executable).parent)})
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == ("error: cluster=slurm needs SLURM's sbatch on PATH "
+                                                   "(launch from a cluster's login node)")
+
+
+# ---- status
+
+def _run_dir(root: Path, method: str, seed: int = 0) -> Path:
+    run_dir = root / "fig" / "lift" / method / f"seed_{seed}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _write(path: Path, value) -> None:
+    path.write_text(value if isinstance(value, str) else json.dumps(value))
+
+
+def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch):
+    cfg = {"steps": 100}
+    done = _run_dir(tmp_path, "done")
+    _write(done / "status.json", {"finished": True, "env_steps": 100})
+    _write(done / "eval.csv", "env_step,success\n0,0.1\n100,0.75\n")
+    shorter = _run_dir(tmp_path, "shorter")  # finished, but a grid of another length
+    _write(shorter / "status.json", {"finished": True, "env_steps": 50})
+    failed = _run_dir(tmp_path, "failed")
+    error = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+             "    train(cfg)\n    ^^^^^^^^^^\nValueError: the run rejected this value\n")
+    _write(failed / "status.json", {"finished": False, "failed": True, "error": error})
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = _run_dir(tmp_path, "running")
+        _write(running / "job.json", {"cluster": "local", "job_id": str(sleeper.pid), "pid": sleeper.pid,
+                                      "pid_start": executors.process_start(sleeper.pid)})
+        _write(running / "eval.csv", "env_step,success\n0,0.2\n")
+        reused = _run_dir(tmp_path, "reused")  # same PID, another process start: not our run
+        _write(reused / "job.json", {"cluster": "local", "job_id": str(sleeper.pid), "pid": sleeper.pid,
+                                     "pid_start": executors.process_start(sleeper.pid) - 1})
+        queued = _run_dir(tmp_path, "queued")  # waiting for a worker of a live launcher
+        _write(queued / "job.json", {"cluster": "local", "job_id": None, "launcher": executors.this_process()})
+        on_slurm = {state: _run_dir(tmp_path, f"slurm{state.lower()}") for state in
+                    ("RUNNING", "PENDING", "TIMEOUT", "COMPLETED")}
+        for i, run_dir in enumerate(on_slurm.values()):
+            _write(run_dir / "job.json", {"cluster": "slurm", "job_id": f"7_{i}", "array_job_id": "7",
+                                          "stderr": str(run_dir / "slurm.err")})
+        _write(on_slurm["TIMEOUT"] / "slurm.err", "slurmstepd: error: *** JOB 7_2 CANCELLED DUE TO TIME LIMIT ***\n")
+        asked = []
+
+        def fake_slurm_states(array_ids):
+            asked.append(array_ids)
+            return {f"7_{i}": state for i, state in enumerate(on_slurm)}
+
+        monkeypatch.setattr(status_lib, "slurm_states", fake_slurm_states)
+        never = _run_dir(tmp_path, "never")
+        dirs = [done, shorter, failed, running, reused, queued, *on_slurm.values(), never]
+        states = status_lib.collect([(cfg, d) for d in dirs], is_finished)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert asked == [{"7"}]  # one scheduler query for the whole grid
+    by_name = {s.run_dir.parent.name: s for s in states}
+    assert {name: s.state for name, s in by_name.items()} == {
+        "done": "done", "shorter": "missing", "failed": "failed", "running": "running", "reused": "missing",
+        "queued": "pending", "slurmrunning": "running", "slurmpending": "pending", "slurmtimeout": "failed",
+        "slurmcompleted": "missing", "never": "missing"}
+    assert by_name["failed"].log == failed / "log.txt"
+    assert by_name["failed"].error_tail[-1] == "ValueError: the run rejected this value"
+    assert "TIMEOUT" in by_name["slurmtimeout"].detail
+    assert "TIME LIMIT" in by_name["slurmtimeout"].error_tail[-1]  # SLURM's own log says why
+    assert "SLURM job 7_1 (pending)" in by_name["slurmpending"].detail
+
+    table = status_lib.format_table(states, tmp_path / "fig").splitlines()
+    row = next(i for i, line in enumerate(table) if "lift/failed/seed_0" in line)
+    assert table[row].split()[0] == "failed"
+    assert table[row + 1].strip() == f"log: {failed / 'log.txt'}"
+    assert table[row + 5].strip() == "| ValueError: the run rejected this value"
+    assert "lift/done/seed_0  last eval at env step 100: success 0.75" in "\n".join(table)
+    assert table[-1] == "done 1, running 2, pending 2, failed 2, missing 4"
+
+
+def test_a_slurm_run_is_not_called_gone_when_squeue_does_not_answer(tmp_path, monkeypatch):
+    run_dir = _run_dir(tmp_path, "expo")
+    _write(run_dir / "job.json", {"cluster": "slurm", "job_id": "8_0", "array_job_id": "8"})
+    monkeypatch.setattr(status_lib, "slurm_states", lambda array_ids: None)
+    [state] = status_lib.collect([({"steps": 10}, run_dir)], is_finished)
+    assert state.state == "missing" and state.queue_unknown and "squeue did not answer" in state.detail
+
+
+def test_a_relaunch_clears_only_a_recorded_failure(tmp_path):
+    failed, finished = _run_dir(tmp_path, "failed"), _run_dir(tmp_path, "finished")
+    _write(failed / "status.json", {"finished": False, "failed": True, "error": "Traceback ..."})
+    _write(finished / "status.json", {"finished": True, "env_steps": 10})
+    executors.clear_failure(failed)
+    executors.clear_failure(finished)
+    assert not (failed / "status.json").exists() and (finished / "status.json").exists()
+
+
+# ---- the job entry point
+
+@pytest.mark.usefixtures("tiny_world")
+def test_train_job_records_a_failure_and_its_traceback(tmp_path, capfd):
+    cfg = config_lib.build_config({**{k: config_lib.parse_value(v) for k, v in
+                                      (kv.split("=", 1) for kv in tiny_keys(dataset__num_demos=100))},
+                                   "results_dir": str(tmp_path)})
+    run_dir = tmp_path / "run"
+    with pytest.raises(Exception, match="asked for 100 demos"):
+        executors.TrainJob()(cfg, str(run_dir))
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["failed"] and not status["finished"]
+    assert "Traceback (most recent call last)" in status["error"]
+    assert "DatasetError" in status["error"].strip().splitlines()[-1]
+    assert "asked for 100 demos, the file has 4" in status["error"].strip().splitlines()[-1]
+    log = (run_dir / "log.txt").read_text()
+    assert "attempt on" in log and "asked for 100 demos" in log
+    # this process's output goes back where it was
+    print("after the job")
+    assert "after the job" in capfd.readouterr().out
+    assert "after the job" not in (run_dir / "log.txt").read_text()
+
+
+def test_train_job_checkpoint_resubmits_the_same_call(tmp_path):
+    job = executors.TrainJob()
+    cfg = {"seed": 3}
+    delayed = job.checkpoint(cfg, str(tmp_path))
+    assert delayed.function is job and delayed.args == (cfg, str(tmp_path)) and not delayed.kwargs
+    assert "requeued, resumes from" in (tmp_path / "log.txt").read_text()
+
+
+def _attempt_times(run_dir: Path) -> tuple[str, str]:
+    """(start, end) of a run's one attempt, from the lines TrainJob writes into log.txt."""
+    marks = [line.split()[1] for line in (run_dir / "log.txt").read_text().splitlines()
+             if line.startswith("==== ")]
+    assert len(marks) == 2, marks
+    return marks[0], marks[1]
+
+
+# ---- a grid on this machine, end to end (same TrainJob, through submitit's local executor)
+
+@pytest.mark.slow
+def test_local_grid_runs_and_status_reports_it(tmp_path, tmp_path_factory):
+    env = tiny_world_env(tmp_path_factory.getbasetemp() / "data_root")
+    grid = ["figure=demo", "seeds=1", f"results_dir={tmp_path}"]
+    out = launch(env, *grid, "workers=2", *tiny_keys())
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "2 runs, 0 finished, 2 to run" in out.stdout
+    assert "lift expo seed 0: success" in out.stdout and "lift bc seed 0: success" in out.stdout
+    for method, eval_steps in (("expo", ["0", "12", "24"]), ("bc", ["0"])):
+        run_dir = tmp_path / "demo" / "lift" / method / "seed_0"
+        assert [r["env_step"] for r in rows_without_wall_time(run_dir / "eval.csv")] == eval_steps
+        record = json.loads((run_dir / "job.json").read_text())
+        assert record["cluster"] == "local" and record["pid"] > 0
+        assert not executors.process_alive(record["pid"], record["pid_start"])  # ended with the grid
+        assert "attempt on" in (run_dir / "log.txt").read_text()
+    # the two ran at once: each started before the other finished
+    (expo_start, expo_end), (bc_start, bc_end) = (_attempt_times(tmp_path / "demo/lift" / m / "seed_0")
+                                                  for m in ("expo", "bc"))
+    assert expo_start <= bc_end and bc_start <= expo_end
+
+    status = launch(env, *grid, "status", *tiny_keys())
+    assert "done 2, running 0, pending 0, failed 0, missing 0" in status.stdout, status.stdout
+    again = launch(env, *grid, *tiny_keys())
+    assert again.returncode == 0 and "2 runs, 2 finished, 0 to run" in again.stdout
+
+    failing = ["figure=demo", "methods=expo", "seeds=1", f"results_dir={tmp_path / 'failing'}",
+               *tiny_keys(dataset__num_demos=100)]
+    out = launch(env, *failing)
+    assert out.returncode != 0 and "lift expo seed 0: FAILED" in out.stdout
+    status = launch(env, *failing, "status")
+    assert "failed 1" in status.stdout and "asked for 100 demos" in status.stdout
+    assert f"log: {tmp_path / 'failing/demo/lift/expo/seed_0/log.txt'}" in status.stdout

@@ -1,7 +1,7 @@
 """Which runs each figure folder should have, and which of them are missing or unusable.
 
 Expected runs of results/<figure>/ come from the figure's grid when experiments/grids/<figure>.py
-exists and expands (`experiments.launch.expand`, the launcher's own expansion, so sweep labels
+exists and expands (`experiments.grids.expand`, the launcher's own expansion, so sweep labels
 such as ``expo-N16`` match the directories it writes). Otherwise every (task, label) found in the
 folder is expected to have as many seeds as the best-covered one ("max seeds present"), with seed
 ids taken from the ids found in the folder.
@@ -70,14 +70,13 @@ def grid_runs(figure: str) -> set[RunKey]:
 
     Raises NoGrid when there is no such grid, or whatever the launcher's expansion raises."""
     from experiments import grids
-    from experiments.launch import expand
     from expo.logger import run_label
 
     if figure not in grids.available():
         raise NoGrid(f"no grid named {figure}")
     spec = grids.load(figure)
     return {(cfg["task"], run_label(cfg), int(cfg["seed"]))
-            for cfg in expand(spec, {"figure": figure}, {})}
+            for cfg in grids.expand(spec, {"figure": figure}, {})}
 
 
 def _fallback(found: set[RunKey]) -> set[RunKey]:

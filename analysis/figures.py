@@ -81,6 +81,15 @@ class PaperFigure:
 
 # ----------------------------------------------------------------------------- series styles
 
+
+def curve_series(key: str, c, x_col: str, style) -> "Series":
+    """One method's aggregated curve (mean, smoothed line, min-max band over seeds) as a Series; a
+    single evaluation point (imitation only) is drawn as a horizontal line."""
+    name, color, emphasis = style(key)
+    return Series(key=key, label=name, color=color, x=c[x_col], mean=c["mean"], line=c["smoothed"],
+                  band_min=c["min"], band_max=c["max"], n_seeds=int(c["n_seeds"].iloc[0]),
+                  kind="hline" if len(c) == 1 else "curve", emphasis=emphasis)
+
 def method_series_style(label: str) -> tuple[str, str, bool]:
     """(legend name, colour, emphasis) of a directory label: the paper's method name and fixed
     colour; a sweep label (method-variant) gets "<name>, <variant>"."""
@@ -110,12 +119,7 @@ def learning_curve_panels(data: pd.DataFrame, options: Options,
             c = agg[(agg["task"] == task) & (agg["method"] == label)]
             if c.empty:
                 continue
-            name, color, emphasis = style(label)
-            series.append(Series(
-                key=label, label=name, color=color, x=c["env_step"], mean=c["mean"],
-                line=c["smoothed"], band_min=c["min"], band_max=c["max"],
-                n_seeds=int(c["n_seeds"].iloc[0]), kind="hline" if len(c) == 1 else "curve",
-                emphasis=emphasis))
+            series.append(curve_series(label, c, "env_step", style))
         panels.append(Panel(task, "Environment steps", ylabel, series, bounded=bounded))
     return panels
 
@@ -210,12 +214,7 @@ def fig1_panels(data: pd.DataFrame, options: Options) -> tuple[list[Panel], list
         series = []
         for method in sorted(avg.curves["method"].unique(), key=label_sort_key):
             c = avg.curves[avg.curves["method"] == method]
-            name, color, emphasis = method_series_style(method)
-            series.append(Series(
-                key=method, label=name, color=color, x=c["x"], mean=c["mean"],
-                line=c["smoothed"], band_min=c["min"], band_max=c["max"],
-                n_seeds=int(c["n_seeds"].iloc[0]), kind="hline" if len(c) == 1 else "curve",
-                emphasis=emphasis))
+            series.append(curve_series(method, c, "x", method_series_style))
         panels.append(Panel(
             f"{title}, average of {n_tasks} task{'s' if n_tasks > 1 else ''}",
             "Environment steps" if avg.x_unit == "env_step" else "Fraction of training",

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from expo import buffers, config as config_lib, protocol
+from expo import buffers, compilation, config as config_lib, protocol
 from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer
 from expo.data import DatasetError, load_task_dataset
 from expo.envs import dataset_maker_kwargs, make_env
@@ -100,6 +100,14 @@ def warm_start(env, writer: EpisodeWriter, act, num_episodes: int, seed: int) ->
 
 
 def train(cfg: dict, run_dir: Path | None = None) -> Path:
+    """Run (or resume) one run; returns its run directory. status.json records, among others, the
+    XLA compilations of this process (the online update must compile exactly once)."""
+    compilation.enable_persistent_cache()
+    with compilation.counting() as compiles:
+        return _train(cfg, run_dir, compiles)
+
+
+def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) -> Path:
     spec = protocol.get_task(cfg["task"])
     module = config_lib.agent_module(cfg["method"])
     agent_cfg = cfg["agent"]
@@ -119,7 +127,9 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
     env = make_env(spec, seed=seed, **maker_kwargs)
     eval_env = make_env(spec, seed=seed + 1, **maker_kwargs)
-    agent = module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg)
+    # Built in one jitted call: one compilation (cached on disk across runs) instead of compiling
+    # every initializer operation one by one.
+    agent = jax.jit(lambda: module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg))()
     capacity = max(cfg["steps"] + warm_start_episodes * spec.horizon, 1)
     online = buffers.ReplayBuffer(spec.obs_dim, spec.act_dim, capacity=capacity, extra=extra)
     writer = EpisodeWriter(online, spec, module, agent_cfg)
@@ -244,7 +254,8 @@ def train(cfg: dict, run_dir: Path | None = None) -> Path:
     atomic_write_text(run_dir / "status.json",
                       json.dumps({"finished": True, "env_steps": cfg["steps"],
                                   "wall_time_s": round(time.perf_counter() - start_time, 1),
-                                  "resumes": loop.resumes}) + "\n")
+                                  "resumes": loop.resumes,
+                                  "compilations": compiles.summary()}) + "\n")
     checkpointer.discard()  # status.json is the record of a finished run; results stay small
     return run_dir
 

@@ -5,6 +5,9 @@ Fixtures here are found by pytest; the plain helpers are imported (`from tests.c
 """
 import csv
 import dataclasses
+import os
+import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +17,17 @@ import pytest
 from expo import config as config_lib, protocol
 from expo.data import ensure_generated, registry
 from expo.train import train
+
+
+def pytest_configure(config):
+    """One persistent compilation cache for the whole session (expo/compilation.py), inherited by
+    every subprocess the tests start: the many tiny runs of the launcher and SLURM tests compile
+    the same programs, and load them from here after the first. Never the user's own cache."""
+    os.environ["EXPO_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="expo-test-jax-cache-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.get("EXPO_COMPILATION_CACHE", ""), ignore_errors=True)
 
 
 def use_tiny_dataset(monkeypatch, root, dataset: str, task: str, horizon: int, **dataset_changes):

@@ -362,40 +362,44 @@ TD_BATCH = {"rewards": jnp.array([1.0, 2.0, 3.0, 4.0]), "masks": jnp.array([0.0,
             "next_observations": jnp.arange(12.0).reshape(4, OBS)}
 
 
-def _fixed_candidates(monkeypatch, table, record):
-    cands = jnp.stack([jnp.asarray(table), jnp.zeros_like(jnp.asarray(table))], -1)
-
-    def fake(ag, actor_params, key, observations):
-        record.append((actor_params, observations))
-        return cands
-
-    monkeypatch.setattr(expo, "otf_candidates", fake)
+def table_candidates(table):
+    """Candidates [B, K, A] whose first coordinate is the table (Q(s', a) = a[0] below)."""
+    table = jnp.asarray(table)
+    return jnp.stack([table, jnp.zeros_like(table)], -1)
 
 
-def test_td_target_is_r_plus_gamma_mask_max_q(agent, monkeypatch):
-    rec = []
-    _fixed_candidates(monkeypatch, QTAB, rec)
-    # make the EMA differ from the online weights: the backup must use the ONLINE base policy
-    ag = with_critic(agent.replace(actor_ema=jax.tree_util.tree_map(lambda p: p + 1.0,
-                                                                     agent.actor.params)),
-                     lambda s, a: a[:, 0])
-    y, entropy = expo.td_target(ag, jax.random.PRNGKey(0), TD_BATCH, 0.5)
+def test_td_target_is_r_plus_gamma_mask_max_q(agent):
+    ag = with_critic(agent, lambda s, a: a[:, 0])
+    y, entropy = expo.td_target(ag, jax.random.PRNGKey(0), TD_BATCH, table_candidates(QTAB), 0.5)
     # masks 0 -> y = r; masks 1 -> r + 0.99 * max
     np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * 0.9, 3.0 - GAMMA * 0.1, 4.0], rtol=1e-6)
     np.testing.assert_array_equal(entropy, np.zeros(4))
+
+
+def test_backup_candidates_use_the_online_base_policy(agent, monkeypatch):
+    rec = []
+
+    def fake(ag, actor_params, key, observations):
+        rec.append((actor_params, observations))
+        return table_candidates(QTAB)
+
+    monkeypatch.setattr(expo, "otf_candidates", fake)
+    # make the EMA differ from the online weights: the backup must use the ONLINE base policy
+    ag = agent.replace(actor_ema=jax.tree_util.tree_map(lambda p: p + 1.0, agent.actor.params))
+    expo.backup_candidates(ag, jax.random.PRNGKey(0), TD_BATCH["next_observations"])
     assert rec[0][0] is ag.actor.params
     np.testing.assert_array_equal(np.asarray(rec[0][1]), TD_BATCH["next_observations"])
 
 
-def test_td_target_uses_subset_min_over_target_heads(agent, monkeypatch):
-    _fixed_candidates(monkeypatch, QTAB, [])
+def test_td_target_uses_subset_min_over_target_heads(agent):
+    cands = table_candidates(QTAB)
     ag = with_critic(agent, lambda s, a: a[:, 0], offsets=[0.0, -1.0, -2.0, -3.0])
-    y, _ = expo.td_target(with_hp(ag, num_min_qs=4), jax.random.PRNGKey(0), TD_BATCH, 0.5)
+    y, _ = expo.td_target(with_hp(ag, num_min_qs=4), jax.random.PRNGKey(0), TD_BATCH, cands, 0.5)
     np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * (0.9 - 3), 3.0 + GAMMA * (-0.1 - 3), 4.0],
                                rtol=1e-6)
     # two of four heads: the offset is the min of two distinct heads, so never 0 (head 0 alone)
     for i in range(10):
-        y, _ = expo.td_target(ag, jax.random.PRNGKey(i), TD_BATCH, 0.5)
+        y, _ = expo.td_target(ag, jax.random.PRNGKey(i), TD_BATCH, cands, 0.5)
         off = (float(y[1]) - 2.0) / GAMMA - 0.9
         assert min(abs(off - o) for o in (-1.0, -2.0, -3.0)) < 1e-5
 
@@ -410,23 +414,24 @@ def test_td_target_no_otf_backup_uses_one_base_sample(agent, monkeypatch):
     batch = {"rewards": jnp.array([1.0, 2.0, 3.0, 4.0]), "masks": jnp.array([1.0, 1.0, 0.0, 1.0]),
              "next_observations": jnp.array([[0.2, 0.1, 9.0], [-0.3, 0.4, 9.0], [0.5, 0.5, 9.0],
                                              [-1.5, 0.2, 9.0]])}
-    y, _ = expo.td_target(ag, jax.random.PRNGKey(0), batch, 0.5)
+    cands = expo.backup_candidates(ag, jax.random.PRNGKey(0), batch["next_observations"])
+    assert cands.shape == (4, 1, ACT)
+    y, _ = expo.td_target(ag, jax.random.PRNGKey(0), batch, cands, 0.5)
     # base = clip(s'[:, :2]); Q = sum -> [0.3, 0.1, 1.0, -0.8]
     np.testing.assert_allclose(y, [1.297, 2.099, 3.0, 3.208], rtol=1e-5)
     assert rec[0].shape == (4, ACT)  # the critic saw B x 1 candidates
 
 
-def test_td_target_entropy_backup(agent, monkeypatch):
+def test_td_target_entropy_backup(agent):
     # 3 candidates at Q = ln2 / 10, 3 at Q = 0; beta_s = 10 -> p = (2/9 x3, 1/9 x3),
     # H = ln 9 - (2/3) ln 2 = 1.7351264569629228; alpha = 0.5; r = 0, mask = 1
     B = 3000
     hi = 0.06931471805599453
-    table = np.tile(np.array([[hi, 0.0, hi, 0.0, hi, 0.0]], np.float32), (B, 1))
-    _fixed_candidates(monkeypatch, table, [])
+    cands = table_candidates(np.tile(np.array([[hi, 0.0, hi, 0.0, hi, 0.0]], np.float32), (B, 1)))
     ag = with_hp(with_critic(agent, lambda s, a: a[:, 0]), entropy_backup=True,
                  selection_inverse_temperature=10.0)
     batch = {"rewards": jnp.zeros(B), "masks": jnp.ones(B), "next_observations": jnp.zeros((B, OBS))}
-    target = jax.jit(lambda a, k, b: expo.td_target(a, k, b, 0.5))
+    target = jax.jit(lambda a, k, b: expo.td_target(a, k, b, cands, 0.5))
     y, entropy = target(ag, jax.random.PRNGKey(0), batch)
     np.testing.assert_allclose(entropy, np.full(B, 1.7351264569629228), rtol=1e-5)
     y = np.asarray(y)
@@ -438,6 +443,67 @@ def test_td_target_entropy_backup(agent, monkeypatch):
     y0, _ = target(ag, jax.random.PRNGKey(0), {**batch, "rewards": jnp.ones(B),
                                                 "masks": jnp.zeros(B)})
     np.testing.assert_array_equal(y0, np.ones(B))
+
+
+# ---- every critic step's candidates, sampled in one batched pass before the critic steps
+
+def test_all_backup_candidates_one_pass_shapes_and_independent_noise(agent, monkeypatch):
+    """One call of the sampler for all utd minibatches ([utd * B] states, one key), reshaped to
+    [utd, B, K, A]; the rows get independent noise, so minibatches holding the SAME next states
+    still get different candidates, and the agent's key advances."""
+    calls = []
+    real = expo.otf_candidates
+
+    def counting(ag, actor_params, key, observations):
+        calls.append(observations.shape)
+        return real(ag, actor_params, key, observations)
+
+    monkeypatch.setattr(expo, "otf_candidates", counting)
+    utd, B = 3, 4
+    same = jnp.tile(jax.random.normal(jax.random.PRNGKey(7), (1, B, OBS)), (utd, 1, 1))
+    cands, advanced = expo.all_backup_candidates(agent, same)
+    assert calls == [(utd * B, OBS)]
+    K = agent.hp.N + agent.hp.n_edit
+    assert cands.shape == (utd, B, K, ACT)
+    assert np.all(np.abs(np.asarray(cands)) <= 1.0)
+    c = np.asarray(cands)
+    for i in range(utd):
+        for j in range(i + 1, utd):
+            assert not np.allclose(c[i], c[j])  # independent draws, not one draw repeated
+    assert not np.array_equal(advanced.rng, agent.rng)
+    # minibatch i's rows are the sampler's rows i*B ... (i+1)*B - 1 of the flat pass
+    flat = np.asarray(real(agent, agent.actor.params, jax.random.split(agent.rng)[1],
+                           same.reshape(utd * B, OBS)))
+    np.testing.assert_allclose(c.reshape(utd * B, K, ACT), flat, rtol=1e-6, atol=1e-6)
+
+
+def test_each_critic_step_selects_under_its_own_target_critic(perturbed, monkeypatch):
+    """update() = one batched candidate pass, then critic step i on (minibatch i, candidates i),
+    selecting under the target critic as steps < i left it (it moves by Polyak every step)."""
+    seen = []
+    real_td_target = expo.td_target
+
+    def recording(ag, key, batch, candidates, temperature):
+        first_leaf = jax.tree_util.tree_leaves(ag.target_critic)[0]
+        jax.debug.callback(lambda c, t: seen.append((np.asarray(c), np.asarray(t))),
+                           candidates, first_leaf)
+        return real_td_target(ag, key, batch, candidates, temperature)
+
+    monkeypatch.setattr(expo, "td_target", recording)
+    utd, B = 3, 4
+    batch = make_batch(jax.random.PRNGKey(11), utd, B)
+    new, _ = jax.jit(expo.update.__wrapped__)(perturbed, batch)
+    assert len(seen) == utd
+    # the same steps by hand: candidates first, then the critic steps in order
+    cands, ag = expo.all_backup_candidates(perturbed, batch["next_observations"])
+    for i in range(utd):
+        np.testing.assert_allclose(seen[i][0], np.asarray(cands[i]), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(seen[i][1], np.asarray(
+            jax.tree_util.tree_leaves(ag.target_critic)[0]), rtol=1e-6, atol=1e-7)
+        ag, _ = expo.critic_step(ag, (jax.tree_util.tree_map(lambda x: x[i], batch), cands[i]))
+    assert not np.allclose(seen[0][1], seen[-1][1])  # the target critic did move between steps
+    assert_trees_close(new.critic.params, ag.critic.params, rtol=1e-5, atol=1e-6)
+    assert_trees_close(new.target_critic, ag.target_critic, rtol=1e-5, atol=1e-6)
 
 
 # ============================================================== losses

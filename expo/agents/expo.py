@@ -12,8 +12,10 @@ Behaviour follows PAPER.md / IMPLEMENTATIONS.md:
   acts, evaluates and forms the TD target;
 - critic: num_qs LayerNorm heads, y = r + gamma * mask * min_{subset} Q'(s', a'), MSE on every head,
   Polyak tau after every critic step;
-- per environment step ONE jitted call: lax.scan over the utd minibatches (critic), then one base
-  policy update and one edit-policy + temperature update on the last minibatch.
+- per environment step ONE jitted call: the backup candidates of all utd minibatches sampled in one
+  batched pass, lax.scan over the utd minibatches (critic; each selects among its candidates under
+  its own step's target critic), then one base policy update and one edit-policy + temperature
+  update on the last minibatch.
 
 Ablation switches (config, same code): n_edit=0 (no edits), otf_backup=False (the TD target uses
 one base-policy sample), entropy_backup=True (soft selection over candidates with the closed-form
@@ -261,17 +263,23 @@ def sample_actions(agent: ExpoAgent, observations, key):
 
 # ----------------------------------------------------------------------------- updates
 
-def td_target(agent: ExpoAgent, key, batch, temperature):
-    """y = r + gamma * mask * Q'(s', a') with a' from the OTF policy (or one base sample)."""
+def backup_candidates(agent: ExpoAgent, key, next_observations):
+    """The TD backup's candidate next actions, with the ONLINE base policy: the OTF candidates
+    [B, N + n_edit, A], or one base-policy sample [B, 1, A] without the OTF backup (Fig. 5)."""
+    if agent.hp.otf_backup:
+        return otf_candidates(agent, agent.actor.params, key, next_observations)
+    # Fig. 5 ablation: a SARSA-like backup through a single base-policy sample
+    base = diffusion.ddpm_sample(agent.actor.apply_fn, agent.actor.params, agent.schedule, key,
+                                 next_observations, agent.hp.action_dim)
+    return base[:, None]
+
+
+def td_target(agent: ExpoAgent, key, batch, candidates, temperature):
+    """y = r + gamma * mask * Q'(s', a'), a' the candidate selected under THIS step's target
+    critic (argmax, or a softmax draw with entropy_backup). candidates [B, K, A]."""
     hp = agent.hp
     next_obs = batch["next_observations"]
-    cand_key, sel_key, q_key = jax.random.split(key, 3)
-    if hp.otf_backup:
-        candidates = otf_candidates(agent, agent.actor.params, cand_key, next_obs)
-    else:  # Fig. 5 ablation: a SARSA-like backup through a single base-policy sample
-        base = diffusion.ddpm_sample(agent.actor.apply_fn, agent.actor.params, agent.schedule,
-                                     cand_key, next_obs, hp.action_dim)
-        candidates = base[:, None]
+    sel_key, q_key = jax.random.split(key)
     # The selection and the target value share one head subset, as in the authors' code.
     q = candidate_values(agent, agent.target_critic, q_key, next_obs, candidates)
     entropy = jnp.zeros(next_obs.shape[0])
@@ -289,10 +297,11 @@ def critic_loss_fn(critic_params, apply_fn, batch, target):
     return jnp.mean((qs - target[None]) ** 2), qs
 
 
-def critic_step(agent: ExpoAgent, batch):
+def critic_step(agent: ExpoAgent, minibatch_and_candidates):
+    batch, candidates = minibatch_and_candidates
     rng, key = jax.random.split(agent.rng)
     temperature = agent.temp.apply_fn({"params": agent.temp.params})
-    target, entropy = td_target(agent, key, batch, jax.lax.stop_gradient(temperature))
+    target, entropy = td_target(agent, key, batch, candidates, jax.lax.stop_gradient(temperature))
     (loss, qs), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
         agent.critic.params, agent.critic.apply_fn, batch, target)
     critic = agent.critic.apply_gradients(grads=grads)
@@ -300,6 +309,19 @@ def critic_step(agent: ExpoAgent, batch):
     info = {"critic_loss": loss, "q_mean": qs.mean(), "q_max": qs.max(), "q_min": qs.min(),
             "target_mean": target.mean(), "selection_entropy": entropy.mean()}
     return agent.replace(rng=rng, critic=critic, target_critic=target_params), info
+
+
+def all_backup_candidates(agent: ExpoAgent, next_observations):
+    """Candidates for every critic step of one update in ONE batched sampling pass: the base and
+    edit policies do not change during the critic steps, so sampling the utd minibatches together
+    draws from the same distribution as sampling them step by step (independent noise per row), in
+    a few large matrix products instead of utd small ones. next_observations [utd, B, obs_dim]
+    -> ([utd, B, K, A], advanced agent)."""
+    rng, key = jax.random.split(agent.rng)
+    utd, batch = next_observations.shape[:2]
+    flat = next_observations.reshape(utd * batch, -1)
+    candidates = backup_candidates(agent, key, flat)
+    return candidates.reshape(utd, batch, *candidates.shape[1:]), agent.replace(rng=rng)
 
 
 def actor_step(agent: ExpoAgent, batch):
@@ -342,7 +364,8 @@ def edit_step(agent: ExpoAgent, batch):
 @jax.jit
 def update(agent: ExpoAgent, batch):
     """One environment step's worth of learning. batch leaves have shape [utd, B, ...]."""
-    agent, critic_info = scan_minibatches(critic_step, agent, batch)
+    candidates, agent = all_backup_candidates(agent, batch["next_observations"])
+    agent, critic_info = scan_minibatches(critic_step, agent, (batch, candidates))
     last = jax.tree_util.tree_map(lambda x: x[-1], batch)
     agent, actor_info = actor_step(agent, last)
     info = {**critic_info, **actor_info}

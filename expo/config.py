@@ -28,6 +28,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     "start_training": None,          # None -> protocol: random-action steps before updates
     "eval_interval": None,           # None -> protocol
     "eval_episodes": None,           # None -> protocol
+    # Evaluation environments stepped side by side, one batched policy call per step (expo/
+    # evaluate.py). Every episode is seeded and keyed by its own index, so this changes only speed.
+    "eval_envs": 10,
     "log_interval": 1000,            # env steps between train.csv rows
     "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
     # Wall seconds between checkpoints (expo/checkpoint.py); 0 = at every point where one can be
@@ -250,6 +253,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     for key in ("eval_interval", "eval_episodes", "pretrain_chunk"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg["eval_envs"] < 1:
+        raise ConfigError(f"eval_envs must be >= 1, got {cfg['eval_envs']}")
     if cfg["checkpoint_interval_s"] < 0:
         raise ConfigError(f"checkpoint_interval_s must be >= 0 (0: at every chance), "
                           f"got {cfg['checkpoint_interval_s']}")

@@ -33,7 +33,7 @@ from expo import buffers, compilation, config as config_lib, protocol
 from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer
 from expo.data import DatasetError, load_task_dataset
 from expo.envs import dataset_maker_kwargs, make_env
-from expo.evaluate import evaluate
+from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
 from expo.logger import RunLogger, atomic_write_text, run_dir_for
 from expo.seeding import episode_seed, jax_key, numpy_rng
 
@@ -126,7 +126,9 @@ def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) 
     warm_start_episodes = warm_start_episode_count(cfg, data)
     maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
     env = make_env(spec, seed=seed, **maker_kwargs)
-    eval_env = make_env(spec, seed=seed + 1, **maker_kwargs)
+    # At most one environment per evaluation episode.
+    eval_envs = [make_env(spec, seed=seed + 1, **maker_kwargs)
+                 for _ in range(min(cfg["eval_envs"], cfg["eval_episodes"]))]
     # Built in one jitted call: one compilation (cached on disk across runs) instead of compiling
     # every initializer operation one by one.
     agent = jax.jit(lambda: module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg))()
@@ -160,16 +162,14 @@ def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) 
     def act(obs, key) -> np.ndarray:
         return np.asarray(module.sample_actions(agent, obs[None], key)[0])
 
-    # The authors' evaluation policy where it differs from acting (e.g. RLPD's deterministic mean).
-    eval_policy = getattr(module, "eval_actions", module.sample_actions)
+    # The authors' evaluation policy where it differs from acting (e.g. RLPD's deterministic mean),
+    # one key per evaluation environment.
+    eval_policy = per_row_policy(getattr(module, "eval_actions", module.sample_actions))
 
     def eval_row(env_step: int) -> dict:
-        key = jax.random.fold_in(eval_key, env_step)
-
-        def eval_act(obs, i):
-            return np.asarray(eval_policy(agent, obs[None], jax.random.fold_in(key, i))[0])
-
-        result = evaluate(eval_env, eval_act, cfg["eval_episodes"], seed, spec.metric)
+        result = evaluate(eval_envs, as_numpy_policy(eval_policy, agent),
+                          jax.random.fold_in(eval_key, env_step), cfg["eval_episodes"], seed,
+                          spec.metric)
         row = {"env_step": env_step, **result,
                "wall_time_s": round(time.perf_counter() - start_time, 1)}
         logger.log_eval(row)

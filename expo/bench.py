@@ -1,13 +1,22 @@
-"""Benchmark: EXPO's jitted per-environment-step update at the paper's and the mini sizes.
+"""Benchmark: what a run pays for, at the paper's and the mini sizes.
 
-    python -m expo.bench [--repeats 5] [--only paper|mini]
+    python -m expo.bench [--methods expo,rlpd] [--only paper|mini] [--repeats 5]
+    python -m expo.bench --eval [--eval-tasks lift,pen-binary-v0] [--eval-episodes 100] [--eval-scale mini]
     python -m expo.bench --envs [--env-steps 1000] [--tasks lift,can]
 
-Prints, per scale, the time to the first finished update (compilation included), the steady time
-per update call (= per environment step: one call does the utd critic steps, one base-policy and
-one edit-policy update) and env-steps/s of learning; one acting call (the OTF policy for one
-state); and this machine's fp32 matmul GFLOP/s for context. With --envs: every task's simulator
-speed (uniform random actions in one env, resets included), and its construction time.
+Default: per method and scale, the time from building the agent to the end of its first update
+(compilation included; "cache" says whether the compiled update came from the persistent
+compilation cache, expo/compilation.py), the number of compilations over all update calls (1 is
+right), the steady time per update call (= per environment step: EXPO's call does the utd critic
+steps, one base-policy and one edit-policy update), env-steps/s of learning, and one acting call.
+
+--eval: an E-episode evaluation of the untrained EXPO policy (--eval-scale; untrained, so every
+episode runs to the horizon) per task, run as training runs it (expo/evaluate.py, W environments side by side, one
+batched policy call per step): wall time, the part spent in policy calls and in the simulator, and
+the policy part the same episodes would take step at a time (one call per environment step at the
+measured single-observation latency).
+
+--envs: every task's simulator speed (uniform random actions in one env, resets included).
 """
 from __future__ import annotations
 
@@ -20,52 +29,105 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expo.agents import expo
-from expo.config import build_config
+from expo import compilation
+from expo.config import agent_module, build_config
 from expo.protocol import get_task
 
 _LIFT = get_task("lift")
 OBS_DIM, ACT_DIM = _LIFT.obs_dim, _LIFT.act_dim  # sizes of the embedded task
 
 
-def random_batch(rng, utd, batch):
-    return {
+def random_batch(rng, utd, batch, extra=()):
+    """A training-loop batch [utd, B, ...] of random transitions (plus the method's extra fields)."""
+    out = {
         "observations": rng.normal(size=(utd, batch, OBS_DIM)).astype(np.float32),
         "actions": rng.uniform(-1, 1, (utd, batch, ACT_DIM)).astype(np.float32),
         "rewards": rng.integers(0, 2, (utd, batch)).astype(np.float32),
         "next_observations": rng.normal(size=(utd, batch, OBS_DIM)).astype(np.float32),
         "masks": np.ones((utd, batch), np.float32),
     }
+    out.update({name: rng.normal(size=(utd, batch)).astype(np.float32) for name in extra})
+    return out
 
 
-def bench_scale(scale: str, repeats: int) -> dict:
-    cfg = build_config({"scale": scale, "task": "lift"})["agent"]
-    agent = expo.create(0, OBS_DIM, ACT_DIM, cfg)
+def bench_update(method: str, scale: str, repeats: int) -> dict:
+    cfg = build_config({"method": method, "scale": scale, "task": "lift"})["agent"]
+    module = agent_module(method)
     # A fresh batch per call, as in training (repeating one batch drives the values to extremes).
     rng = np.random.default_rng(0)
-    batches = [random_batch(rng, cfg["utd"], cfg["batch_size"]) for _ in range(repeats + 1)]
-    t0 = time.perf_counter()
-    agent, _ = expo.update(agent, batches[0])
-    jax.block_until_ready(agent)
-    first = time.perf_counter() - t0
-    times = []
-    for batch in batches[1:]:
+    extra = tuple(getattr(module, "EXTRA_FIELDS", {}))
+    batches = [random_batch(rng, cfg["utd"], cfg["batch_size"], extra) for _ in range(repeats + 1)]
+    with compilation.counting() as compiles:
         t0 = time.perf_counter()
-        agent, info = expo.update(agent, batch)
+        agent = jax.jit(lambda: module.create(0, OBS_DIM, ACT_DIM, cfg))()  # as expo/train.py
+        agent, info = module.update(agent, batches[0])
         jax.block_until_ready(info)
-        times.append(time.perf_counter() - t0)
+        first = time.perf_counter() - t0
+        times = []
+        for batch in batches[1:]:
+            t0 = time.perf_counter()
+            agent, info = module.update(agent, batch)
+            jax.block_until_ready(info)
+            times.append(time.perf_counter() - t0)
     obs = jnp.zeros((1, OBS_DIM))
-    jax.block_until_ready(expo.sample_actions(agent, obs, jax.random.PRNGKey(0)))
+    jax.block_until_ready(module.sample_actions(agent, obs, jax.random.PRNGKey(0)))
     act_times = []
     for i in range(50):
         t0 = time.perf_counter()
-        np.asarray(expo.sample_actions(agent, obs, jax.random.PRNGKey(i)))
+        np.asarray(module.sample_actions(agent, obs, jax.random.PRNGKey(i)))
         act_times.append(time.perf_counter() - t0)
     step = float(np.median(times))
-    return {"scale": scale, "utd": cfg["utd"], "batch": cfg["batch_size"], "N": cfg["N"],
-            "T": cfg["T"], "width": cfg["hidden_dims"][0], "first_update_s": first,
+    return {"method": method, "scale": scale, "utd": cfg["utd"], "batch": cfg["batch_size"],
+            "width": cfg["hidden_dims"][0], "first_update_s": first,
+            "update_compilations": compiles.of("update"), "cache_hits": compiles.cache_hits,
             "update_s": step, "update_min_s": min(times), "env_steps_per_s": 1.0 / step,
             "act_ms": 1000 * float(np.median(act_times))}
+
+
+def bench_eval(task: str, episodes: int, width: int, scale: str = "paper") -> dict:
+    """One E-episode evaluation as the training loop runs it, with the untrained EXPO policy of
+    that scale, timed by part; and the single-observation latency of the same policy."""
+    from expo.envs import make_env
+    from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
+
+    spec = get_task(task)
+    module = agent_module("expo")
+    cfg = build_config({"method": "expo", "scale": scale, "task": task})["agent"]
+    agent = jax.jit(lambda: module.create(0, spec.obs_dim, spec.act_dim, cfg))()
+    t0 = time.perf_counter()
+    envs = [make_env(spec, seed=1) for _ in range(width)]
+    make_s = time.perf_counter() - t0
+    policy = as_numpy_policy(per_row_policy(module.sample_actions), agent)
+    policy(np.zeros((width, spec.obs_dim), np.float32), jax.random.split(jax.random.PRNGKey(0), width))
+    one = np.zeros((1, spec.obs_dim), np.float32)  # step at a time: the same policy, one row
+    policy(one, jax.random.split(jax.random.PRNGKey(0), 1))
+    latencies = []
+    for i in range(100):
+        t0 = time.perf_counter()
+        policy(one, jax.random.split(jax.random.PRNGKey(i), 1))
+        latencies.append(time.perf_counter() - t0)
+    policy_s, calls = 0.0, 0
+
+    def timed(observations, keys):
+        nonlocal policy_s, calls
+        t = time.perf_counter()
+        actions = policy(observations, keys)
+        policy_s += time.perf_counter() - t
+        calls += 1
+        return actions
+
+    t0 = time.perf_counter()
+    result = evaluate(envs, timed, jax.random.PRNGKey(1), episodes, run_seed=0, metric=spec.metric)
+    wall = time.perf_counter() - t0
+    for env in envs:
+        env.close()
+    env_steps = result["episode_length"] * episodes
+    sequential_policy_s = env_steps * float(np.median(latencies))
+    return {"task": task, "scale": scale, "episodes": episodes, "width": width, "env_steps": int(env_steps),
+            "make_s": make_s, "wall_s": wall, "policy_s": policy_s, "policy_calls": calls,
+            "sim_s": wall - policy_s, "single_call_ms": 1000 * float(np.median(latencies)),
+            "step_at_a_time_policy_s": sequential_policy_s,
+            "policy_speedup": sequential_policy_s / policy_s}
 
 
 def bench_env(task: str, steps: int) -> dict:
@@ -113,29 +175,56 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
+# Environments side by side in --eval per simulator: a robosuite environment holds ~225 MB here.
+EVAL_WIDTH = {"robosuite": 25, "mimicgen": 25}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["paper", "mini"])
+    parser.add_argument("--methods", default="expo,rlpd", help="comma-separated methods")
     parser.add_argument("--envs", action="store_true", help="simulator speed of every task instead")
     parser.add_argument("--env-steps", type=int, default=1000)
     parser.add_argument("--tasks", help="comma-separated tasks for --envs (default: all)")
+    parser.add_argument("--eval", action="store_true", help="evaluation wall time per domain instead")
+    parser.add_argument("--eval-tasks", default="antmaze-medium-play-v2,pen-binary-v0,lift")
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--eval-scale", choices=["paper", "mini"], default="paper",
+                        help="size of the evaluated EXPO policy")
+    parser.add_argument("--eval-width", type=int,
+                        help="environments side by side (default: all episodes; 25 for robosuite)")
     args = parser.parse_args()
+    cache = compilation.enable_persistent_cache()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}")
+          f"jax {jax.__version__} on {jax.devices()[0].platform}; compilation cache: "
+          f"{cache or 'off'}")
     if args.envs:
         from expo.protocol import TASKS
 
         bench_envs(args.tasks.split(",") if args.tasks else list(TASKS), args.env_steps)
         return
+    if args.eval:
+        print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'steps':>7} {'make s':>6} {'wall s':>7} {'sim s':>7} "
+              f"{'policy s':>8} {'1-obs ms':>8} {'step-at-a-time policy s':>23} {'speedup':>7}")
+        for task in args.eval_tasks.split(","):
+            width = args.eval_width or EVAL_WIDTH.get(get_task(task).env_backend, args.eval_episodes)
+            r = bench_eval(task, args.eval_episodes, min(width, args.eval_episodes), args.eval_scale)
+            print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} {r['env_steps']:>7} "
+                  f"{r['make_s']:>6.1f} {r['wall_s']:>7.1f} {r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
+                  f"{r['single_call_ms']:>8.2f} {r['step_at_a_time_policy_s']:>23.1f} "
+                  f"{r['policy_speedup']:>6.1f}x", flush=True)
+        return
     print(f"matmul 2048^3 fp32: {matmul_gflops():.0f} GFLOP/s")
-    print(f"{'scale':6} {'utd':>4} {'batch':>5} {'N':>3} {'T':>3} {'width':>5} "
-          f"{'first update s':>14} {'update s/env-step':>17} {'env-steps/s':>11} {'act ms':>7}")
-    for scale in [args.only] if args.only else ["mini", "paper"]:
-        r = bench_scale(scale, args.repeats)
-        print(f"{r['scale']:6} {r['utd']:>4} {r['batch']:>5} {r['N']:>3} {r['T']:>3} {r['width']:>5} "
-              f"{r['first_update_s']:>14.1f} {r['update_s']:>17.4f} {r['env_steps_per_s']:>11.2f} "
-              f"{r['act_ms']:>7.2f}", flush=True)
+    print(f"{'method':6} {'scale':6} {'utd':>4} {'batch':>5} {'width':>5} {'first update s':>14} "
+          f"{'cache':>5} {'compiles':>8} {'update s/env-step':>17} {'env-steps/s':>11} {'act ms':>7}")
+    for method in args.methods.split(","):
+        for scale in [args.only] if args.only else ["mini", "paper"]:
+            r = bench_update(method, scale, args.repeats)
+            print(f"{r['method']:6} {r['scale']:6} {r['utd']:>4} {r['batch']:>5} {r['width']:>5} "
+                  f"{r['first_update_s']:>14.1f} {'hit' if r['cache_hits'] else 'miss':>5} "
+                  f"{r['update_compilations']:>8} {r['update_s']:>17.4f} {r['env_steps_per_s']:>11.2f} "
+                  f"{r['act_ms']:>7.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -82,3 +82,17 @@ def test_batched_equals_sequential_with_the_real_policy_and_simulator():
     results = [evaluate(envs[:w], act, key, 4, run_seed=0) for w in (1, 2, 4)]
     assert results[0]["episodes"] == 4 and results[0]["episode_length"] == 15
     assert results[1] == results[0] and results[2] == results[0]  # to the last bit, on this CPU
+
+
+def test_bench_eval_counts_one_batched_call_per_step():
+    """expo.bench --eval on Adroit pen (no data needed): 4 episodes in 2 environments that run to
+    the horizon take 2 x horizon policy calls, not 4 x horizon; the parts add up to the wall time."""
+    from expo.bench import bench_eval
+    from expo.protocol import get_task
+
+    horizon = get_task("pen-binary-v0").horizon
+    r = bench_eval("pen-binary-v0", episodes=4, width=2, scale="mini")
+    assert r["env_steps"] == 4 * horizon
+    assert r["policy_calls"] == 2 * horizon
+    assert r["sim_s"] > 0 and r["policy_s"] > 0
+    assert r["sim_s"] + r["policy_s"] == pytest.approx(r["wall_s"])

@@ -21,6 +21,7 @@ measured single-observation latency).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import time
@@ -84,9 +85,10 @@ def bench_update(method: str, scale: str, repeats: int) -> dict:
             "act_ms": 1000 * float(np.median(act_times))}
 
 
-def bench_eval(task: str, episodes: int, width: int, scale: str = "paper") -> dict:
+def bench_eval(task: str, episodes: int, width: int, scale: str = "paper", workers: int = 0) -> dict:
     """One E-episode evaluation as the training loop runs it, with the untrained EXPO policy of
     that scale, timed by part; and the single-observation latency of the same policy."""
+    from expo.env_pool import make_eval_envs
     from expo.envs import make_env
     from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
 
@@ -95,7 +97,7 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper") -> di
     cfg = build_config({"method": "expo", "scale": scale, "task": task})["agent"]
     agent = jax.jit(lambda: module.create(0, spec.obs_dim, spec.act_dim, cfg))()
     t0 = time.perf_counter()
-    envs = [make_env(spec, seed=1) for _ in range(width)]
+    envs = make_eval_envs(functools.partial(make_env, spec, 1), width, workers)
     make_s = time.perf_counter() - t0
     policy = as_numpy_policy(per_row_policy(module.sample_actions), agent)
     policy(np.zeros((width, spec.obs_dim), np.float32), jax.random.split(jax.random.PRNGKey(0), width))
@@ -119,11 +121,10 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper") -> di
     t0 = time.perf_counter()
     result = evaluate(envs, timed, jax.random.PRNGKey(1), episodes, run_seed=0, metric=spec.metric)
     wall = time.perf_counter() - t0
-    for env in envs:
-        env.close()
+    envs.close()
     env_steps = result["episode_length"] * episodes
     sequential_policy_s = env_steps * float(np.median(latencies))
-    return {"task": task, "scale": scale, "episodes": episodes, "width": width, "env_steps": int(env_steps),
+    return {"task": task, "scale": scale, "episodes": episodes, "width": width, "workers": workers, "env_steps": int(env_steps),
             "make_s": make_s, "wall_s": wall, "policy_s": policy_s, "policy_calls": calls,
             "sim_s": wall - policy_s, "single_call_ms": 1000 * float(np.median(latencies)),
             "step_at_a_time_policy_s": sequential_policy_s,
@@ -192,6 +193,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--eval-scale", choices=["paper", "mini"], default="paper",
                         help="size of the evaluated EXPO policy")
+    parser.add_argument("--eval-workers", type=int, default=0,
+                        help="processes stepping the environments (0: this process)")
     parser.add_argument("--eval-width", type=int,
                         help="environments side by side (default: all episodes; 25 for robosuite)")
     args = parser.parse_args()
@@ -205,11 +208,12 @@ def main() -> None:
         bench_envs(args.tasks.split(",") if args.tasks else list(TASKS), args.env_steps)
         return
     if args.eval:
-        print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'steps':>7} {'make s':>6} {'wall s':>7} {'sim s':>7} "
+        print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'procs':>5} {'steps':>7} {'make s':>6} {'wall s':>7} {'sim s':>7} "
               f"{'policy s':>8} {'1-obs ms':>8} {'step-at-a-time policy s':>23} {'speedup':>7}")
         for task in args.eval_tasks.split(","):
             width = args.eval_width or EVAL_WIDTH.get(get_task(task).env_backend, args.eval_episodes)
-            r = bench_eval(task, args.eval_episodes, min(width, args.eval_episodes), args.eval_scale)
+            r = bench_eval(task, args.eval_episodes, min(width, args.eval_episodes), args.eval_scale,
+                           args.eval_workers)
             print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} {r['env_steps']:>7} "
                   f"{r['make_s']:>6.1f} {r['wall_s']:>7.1f} {r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
                   f"{r['single_call_ms']:>8.2f} {r['step_at_a_time_policy_s']:>23.1f} "

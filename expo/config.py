@@ -31,6 +31,9 @@ RUN_DEFAULTS: dict[str, Any] = {
     # Evaluation environments stepped side by side, one batched policy call per step (expo/
     # evaluate.py). Every episode is seeded and keyed by its own index, so this changes only speed.
     "eval_envs": 10,
+    # Worker processes that step those environments (0 or 1: in the training process); worth it
+    # where the simulator is the cost (robosuite) and the machine has cores to spare.
+    "eval_workers": 0,
     "log_interval": 1000,            # env steps between train.csv rows
     "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
     # Wall seconds between checkpoints (expo/checkpoint.py); 0 = at every point where one can be
@@ -255,6 +258,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg["eval_envs"] < 1:
         raise ConfigError(f"eval_envs must be >= 1, got {cfg['eval_envs']}")
+    if cfg["eval_workers"] < 0:
+        raise ConfigError(f"eval_workers must be >= 0, got {cfg['eval_workers']}")
     if cfg["checkpoint_interval_s"] < 0:
         raise ConfigError(f"checkpoint_interval_s must be >= 0 (0: at every chance), "
                           f"got {cfg['checkpoint_interval_s']}")

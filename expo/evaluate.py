@@ -1,5 +1,6 @@
 """Evaluation: E episodes of the agent's evaluation policy from a fixed, seeded set of initial states,
-run W at a time in W environments with one batched policy call per step.
+run W at a time in W environments (expo/env_pool.py: in this process or in worker processes) with
+one batched policy call per step.
 
 Episode i always starts from the state seeded by (run_seed, i) and its t-th action uses the key
 fold_in(fold_in(key, i), t), whichever environment it runs in and whatever runs beside it: the
@@ -9,7 +10,7 @@ no episode left repeat a live row and are ignored), so it compiles once.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,9 +37,10 @@ def episode_step_keys(key, episodes, steps):
     return jax.vmap(lambda i, t: jax.random.fold_in(jax.random.fold_in(key, i), t))(episodes, steps)
 
 
-def evaluate(envs: Sequence, act: Callable[[np.ndarray, np.ndarray], np.ndarray], key,
-             num_episodes: int, run_seed: int, metric: str = "success_rate") -> dict[str, float]:
-    """act(observations [W, obs_dim], keys [W]) -> actions [W, act_dim], W = len(envs)."""
+def evaluate(envs, act: Callable[[np.ndarray, np.ndarray], np.ndarray], key, num_episodes: int,
+             run_seed: int, metric: str = "success_rate") -> dict[str, float]:
+    """envs: W environments as expo/env_pool.py has them (LocalEnvs or ProcessEnvs);
+    act(observations [W, obs_dim], keys [W]) -> actions [W, act_dim]."""
     width = len(envs)
     successes = np.zeros(num_episodes)
     returns = np.zeros(num_episodes)
@@ -56,7 +58,7 @@ def evaluate(envs: Sequence, act: Callable[[np.ndarray, np.ndarray], np.ndarray]
             episode[slot] = -1
             return
         episode[slot] = next_episode
-        obs[slot], _ = envs[slot].reset(seed=episode_seed(run_seed, "eval", next_episode))
+        obs[slot] = envs.reset(slot, episode_seed(run_seed, "eval", next_episode))
         step[slot], solved[slot], succeeded[slot] = 0, 0, False
         next_episode += 1
 
@@ -67,12 +69,12 @@ def evaluate(envs: Sequence, act: Callable[[np.ndarray, np.ndarray], np.ndarray]
         rows = [obs[s] if episode[s] >= 0 else obs[live[0]] for s in range(width)]
         keys = episode_step_keys(key, np.maximum(episode, 0), step)
         actions = act(np.stack(rows), keys)
-        for s in live:
+        outcomes = envs.step(live, [actions[s] for s in live])
+        for s, (next_obs, reward, terminated, truncated, hit) in zip(live, outcomes):
             i = episode[s]
-            obs[s], reward, terminated, truncated, info = envs[s].step(actions[s])
-            returns[i] += float(reward)
+            obs[s] = next_obs
+            returns[i] += reward
             step[s] += 1
-            hit = bool(info.get("success", False))
             solved[s] += hit
             succeeded[s] |= hit
             if terminated or truncated:

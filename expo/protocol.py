@@ -57,6 +57,13 @@ class TaskSpec:
         # Read-only, so a spec shared by every module cannot be edited in place by one of them.
         object.__setattr__(self, "env_kwargs", types.MappingProxyType(dict(self.env_kwargs)))
 
+    def __reduce__(self):
+        # Pickled for the evaluation worker processes (expo/env_pool.py); a mappingproxy is not
+        # picklable, so env_kwargs travels as a dict and __post_init__ wraps it again.
+        values = [getattr(self, f.name) for f in dataclasses.fields(self)]
+        values = [dict(v) if isinstance(v, types.MappingProxyType) else v for v in values]
+        return (type(self), tuple(values))
+
     def transform_reward(self, r):
         return self.reward_scale * r + self.reward_shift
 

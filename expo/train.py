@@ -19,6 +19,7 @@ Usage: python -m expo.train task=lift method=expo seed=0 scale=mini [key=value .
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import sys
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from expo import buffers, compilation, config as config_lib, protocol
 from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer
 from expo.data import DatasetError, load_task_dataset
+from expo.env_pool import make_eval_envs
 from expo.envs import dataset_maker_kwargs, make_env
 from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
 from expo.logger import RunLogger, atomic_write_text, run_dir_for
@@ -126,9 +128,9 @@ def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) 
     warm_start_episodes = warm_start_episode_count(cfg, data)
     maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
     env = make_env(spec, seed=seed, **maker_kwargs)
-    # At most one environment per evaluation episode.
-    eval_envs = [make_env(spec, seed=seed + 1, **maker_kwargs)
-                 for _ in range(min(cfg["eval_envs"], cfg["eval_episodes"]))]
+    # At most one environment per evaluation episode; in eval_workers processes when > 1.
+    eval_envs = make_eval_envs(functools.partial(make_env, spec, seed + 1, **maker_kwargs),
+                               min(cfg["eval_envs"], cfg["eval_episodes"]), cfg["eval_workers"])
     # Built in one jitted call: one compilation (cached on disk across runs) instead of compiling
     # every initializer operation one by one.
     agent = jax.jit(lambda: module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg))()
@@ -257,6 +259,7 @@ def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) 
                                   "resumes": loop.resumes,
                                   "compilations": compiles.summary()}) + "\n")
     checkpointer.discard()  # status.json is the record of a finished run; results stay small
+    eval_envs.close()
     return run_dir
 
 

@@ -1,11 +1,14 @@
 """Batched evaluation (expo/evaluate.py): W environments side by side give the same result as one
 environment stepping the episodes one after another, each episode seeded and keyed by its index."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from expo.agents import expo
+from expo.env_pool import LocalEnvs, ProcessEnvs
 from expo.evaluate import as_numpy_policy, episode_step_keys, evaluate, per_row_policy
 from expo.seeding import episode_seed
 from tests.test_expo_agent import ACT, OBS, tiny_cfg
@@ -37,8 +40,8 @@ def key_policy(observations, keys):
 @pytest.mark.parametrize("width", [2, 3, 5, 9])
 def test_batched_equals_sequential_on_a_toy_env(width):
     key = jax.random.PRNGKey(4)
-    sequential = evaluate([CountingEnv()], key_policy, key, 9, run_seed=3)
-    batched = evaluate([CountingEnv() for _ in range(width)], key_policy, key, 9, run_seed=3)
+    sequential = evaluate(LocalEnvs([CountingEnv()]), key_policy, key, 9, run_seed=3)
+    batched = evaluate(LocalEnvs.make(CountingEnv, width), key_policy, key, 9, run_seed=3)
     assert batched == sequential
     assert sequential["episodes"] == 9
     seeds = [episode_seed(3, "eval", i) for i in range(9)]
@@ -47,11 +50,12 @@ def test_batched_equals_sequential_on_a_toy_env(width):
 
 def test_percent_solved_steps_metric_and_each_episode_keyed_by_its_index():
     key = jax.random.PRNGKey(0)
-    a = evaluate([CountingEnv() for _ in range(3)], key_policy, key, 6, 1, "percent_solved_steps")
-    b = evaluate([CountingEnv()], key_policy, key, 6, 1, "percent_solved_steps")
+    a = evaluate(LocalEnvs.make(CountingEnv, 3), key_policy, key, 6, 1, "percent_solved_steps")
+    b = evaluate(LocalEnvs([CountingEnv()]), key_policy, key, 6, 1, "percent_solved_steps")
     assert a == b and 0.0 <= a["success"] <= 1.0
     # a different key gives different actions
-    assert evaluate([CountingEnv()], key_policy, jax.random.PRNGKey(1), 6, 1)["return"] != b["return"]
+    other = evaluate(LocalEnvs([CountingEnv()]), key_policy, jax.random.PRNGKey(1), 6, 1)
+    assert other["return"] != b["return"]
     keys = episode_step_keys(key, jnp.array([0, 2]), jnp.array([5, 1]))
     expected = jax.random.fold_in(jax.random.fold_in(key, 2), 1)
     np.testing.assert_array_equal(keys[1], expected)
@@ -79,9 +83,16 @@ def test_batched_equals_sequential_with_the_real_policy_and_simulator():
     act = as_numpy_policy(per_row_policy(expo.sample_actions), agent)
     envs = [make_env(spec, seed=1) for _ in range(4)]
     key = jax.random.PRNGKey(7)
-    results = [evaluate(envs[:w], act, key, 4, run_seed=0) for w in (1, 2, 4)]
+    results = [evaluate(LocalEnvs(envs[:w]), act, key, 4, run_seed=0) for w in (1, 2, 4)]
     assert results[0]["episodes"] == 4 and results[0]["episode_length"] == 15
     assert results[1] == results[0] and results[2] == results[0]  # to the last bit, on this CPU
+    # the same 4 environments stepped by 2 worker processes
+    pool = ProcessEnvs(functools.partial(make_env, spec, 1), 4, workers=2)
+    try:
+        assert evaluate(pool, act, key, 4, run_seed=0) == results[0]
+    finally:
+        pool.close()
+    assert all(not p.is_alive() for p in pool.procs)
 
 
 def test_bench_eval_counts_one_batched_call_per_step():
@@ -96,3 +107,19 @@ def test_bench_eval_counts_one_batched_call_per_step():
     assert r["policy_calls"] == 2 * horizon
     assert r["sim_s"] > 0 and r["policy_s"] > 0
     assert r["sim_s"] + r["policy_s"] == pytest.approx(r["wall_s"])
+
+
+def test_process_envs_step_their_slots_in_order():
+    """5 toy environments over 2 processes: the same outcomes as in this process, slot by slot."""
+    local, pool = LocalEnvs.make(CountingEnv, 5), ProcessEnvs(CountingEnv, 5, workers=2)
+    try:
+        assert len(pool) == 5 and pool.workers == 2
+        for slot in range(5):
+            np.testing.assert_array_equal(pool.reset(slot, 10 + slot), local.reset(slot, 10 + slot))
+        slots = [4, 0, 3]
+        actions = [np.array([0.1 * s, 0.0]) for s in slots]
+        for got, want in zip(pool.step(slots, actions), local.step(slots, actions)):
+            np.testing.assert_array_equal(got[0], want[0])
+            assert got[1:] == want[1:]
+    finally:
+        pool.close()

@@ -92,3 +92,15 @@ def test_docs_are_rendered_from_the_table():
     for spec in protocol.TASKS.values():
         assert f"| {spec.name}" in text and spec.env_name in text
     assert DOC_PATH.read_text() == text, "docs/PROTOCOL.md is stale: run `python -m expo.protocol_table`"
+
+
+def test_every_task_spec_pickles_to_an_equal_read_only_spec():
+    """Evaluation worker processes receive the spec by pickle (expo/env_pool.py)."""
+    import pickle
+    import types
+
+    from expo.protocol import TASKS
+
+    for spec in TASKS.values():
+        copy = pickle.loads(pickle.dumps(spec))
+        assert copy == spec and isinstance(copy.env_kwargs, types.MappingProxyType)

@@ -164,9 +164,21 @@ def test_ddpm_sample_runs_steps_T_minus_1_down_to_noise_free_0():
     jax.effects_barrier()
     assert out.shape == (5, 3)
     np.testing.assert_allclose(out, np.full((5, 3), 0.25), atol=1e-5)
-    assert t_shapes[0] == (5, 1)
+    assert t_shapes[0] == (1, 1)  # one step for the whole batch: the network broadcasts it
     assert [int(t[0, 0]) for t in steps] == [2, 1, 0]
-    assert all(np.all(t == t[0, 0]) for t in steps)
+
+
+def test_one_step_for_the_batch_equals_the_step_on_every_row():
+    """NoisePredictor (and the plain-MLP one) given t [1, 1] give exactly what t [B, 1] gives."""
+    obs = jax.random.normal(jax.random.PRNGKey(0), (6, 4))
+    a_t = jax.random.normal(jax.random.PRNGKey(1), (6, 3))
+    for net in (diffusion.NoisePredictor(3, width=16, num_blocks=2, time_dim=8),
+                diffusion.MLPNoisePredictor(3, (16, 16), 8, (16, 8))):
+        params = net.init(jax.random.PRNGKey(2), obs, a_t, jnp.zeros((6, 1), jnp.int32))
+        for t in (0, 4):
+            per_row = net.apply(params, obs, a_t, jnp.full((6, 1), t))
+            once = net.apply(params, obs, a_t, jnp.full((1, 1), t))
+            np.testing.assert_allclose(once, per_row, rtol=1e-5, atol=1e-6)  # float rounding
 
 
 def test_ddpm_sample_shape_range_and_seeding():

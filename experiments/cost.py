@@ -16,10 +16,11 @@ an upper bound (the simulators run on the CPU either way). Recording a GPU line 
 keys, from `python -m expo.bench` on that GPU) makes the estimate a GPU one.
 
 Simplifications, stated rather than hidden:
-- the update and acting cost were measured for EXPO only; the baselines are charged EXPO's cost at
-  the same scale (unmeasured_methods() names them, the dry run prints them);
+- the update and acting cost were measured for EXPO and RLPD; the other baselines are charged EXPO's
+  cost at the same scale (unmeasured_methods() names them, the dry run prints them);
 - EXPO's cost is scaled linearly in N (the OTF policy samples and scores N actions, which dominates
   the update's TD targets and acting) and, for updates, in the UTD ratio (critic steps per update);
+  RLPD's update in its UTD ratio;
 - a pretraining step is charged one critic minibatch step of the update (update_s / utd): a bound,
   since one imitation step on a minibatch does less work than one critic step whose TD target
   samples N actions through T denoising steps;
@@ -29,15 +30,21 @@ from __future__ import annotations
 
 import math
 
-# `python -m expo.bench`, README "Measured" (2026-11-21): median seconds of one update call (= one env
-# step: utd critic minibatches + one base-policy + one edit-policy update) and of one acting call
-# (the OTF policy for one state), EXPO at each scale's sizes.
+# `python -m expo.bench`, README "Measured": median seconds of one update call (= one env step: utd
+# critic minibatches + the policy updates) and of one acting call (the policy for one state), per
+# agent module and scale, at each scale's sizes.
 MEASURED: dict = {
     "source": "`python -m expo.bench` on a 2-core CPU, no GPU (README 'Measured')",
     "device": "cpu",
-    "scales": {
-        "paper": {"update_s": 8.4994, "act_s": 4.12e-3, "N": 8, "utd": 20},
-        "mini": {"update_s": 0.0203, "act_s": 0.58e-3, "N": 4, "utd": 2},
+    "agents": {
+        "expo.agents.expo": {
+            "paper": {"update_s": 8.5770, "act_s": 5.09e-3, "N": 8, "utd": 20},
+            "mini": {"update_s": 0.0170, "act_s": 0.52e-3, "N": 4, "utd": 2},
+        },
+        "baselines.rlpd": {
+            "paper": {"update_s": 0.5539, "act_s": 0.21e-3, "utd": 20},
+            "mini": {"update_s": 0.0058, "act_s": 0.20e-3, "utd": 2},
+        },
     },
 }
 
@@ -55,8 +62,16 @@ ENV_PROXY: dict[str, str] = {"stack": "stack_robosuite", "threading": "can"}
 EXPO_AGENT = "expo.agents.expo"
 
 
+def _measured_agent(method: str) -> str:
+    """The agent module whose measured cost a method is charged: its own, else EXPO's."""
+    from expo.config import METHODS
+
+    module = METHODS[method]["agent"]
+    return module if module in MEASURED["agents"] else EXPO_AGENT
+
+
 def _reference(cfg: dict) -> dict:
-    scales = MEASURED["scales"]
+    scales = MEASURED["agents"][_measured_agent(cfg["method"])]
     if cfg["scale"] not in scales:
         raise ValueError(f"no measured cost for scale {cfg['scale']!r}; measured: {', '.join(scales)}")
     return scales[cfg["scale"]]
@@ -77,9 +92,12 @@ def step_costs(cfg: dict) -> dict[str, float]:
     ref = _reference(cfg)
     update_s, act_s = ref["update_s"], ref["act_s"]
     agent = cfg["agent"]
-    if METHODS[cfg["method"]]["agent"] == EXPO_AGENT:
-        update_s *= agent["N"] / ref["N"] * agent["utd"] / ref["utd"]
-        act_s *= agent["N"] / ref["N"]
+    measured_own = _measured_agent(cfg["method"]) == METHODS[cfg["method"]]["agent"]
+    if measured_own:  # a measured agent scales with its own UTD (critic steps per update) ...
+        update_s *= agent["utd"] / ref["utd"]
+        if "N" in ref:  # ... and EXPO with N (sampling and scoring N actions dominates)
+            update_s *= agent["N"] / ref["N"]
+            act_s *= agent["N"] / ref["N"]
     return {"update_s": update_s, "act_s": act_s, "pretrain_s": ref["update_s"] / ref["utd"],
             "env_s": env_seconds_per_step(cfg["task"])}
 
@@ -125,7 +143,8 @@ def unmeasured_methods(cfgs: list[dict]) -> list[str]:
     """Methods in `cfgs` charged EXPO's measured cost because their own was not measured."""
     from expo.config import METHODS
 
-    return sorted({c["method"] for c in cfgs if METHODS[c["method"]]["agent"] != EXPO_AGENT})
+    return sorted({c["method"] for c in cfgs
+                   if _measured_agent(c["method"]) != METHODS[c["method"]]["agent"]})
 
 
 def describe(cfgs: list[dict]) -> str:

@@ -176,8 +176,8 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-# Environments side by side in --eval per simulator: a robosuite environment holds ~225 MB here.
-EVAL_WIDTH = {"robosuite": 25, "mimicgen": 25}
+# Environments side by side in --eval per simulator: each robosuite environment adds ~130 MB here.
+EVAL_WIDTH = {"robomimic": 25, "mimicgen": 25}  # by task domain
 
 
 def main() -> None:
@@ -211,10 +211,10 @@ def main() -> None:
         print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'procs':>5} {'steps':>7} {'make s':>6} {'wall s':>7} {'sim s':>7} "
               f"{'policy s':>8} {'1-obs ms':>8} {'step-at-a-time policy s':>23} {'speedup':>7}")
         for task in args.eval_tasks.split(","):
-            width = args.eval_width or EVAL_WIDTH.get(get_task(task).env_backend, args.eval_episodes)
+            width = args.eval_width or EVAL_WIDTH.get(get_task(task).domain, args.eval_episodes)
             r = bench_eval(task, args.eval_episodes, min(width, args.eval_episodes), args.eval_scale,
                            args.eval_workers)
-            print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} {r['env_steps']:>7} "
+            print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} {r['workers']:>5} {r['env_steps']:>7} "
                   f"{r['make_s']:>6.1f} {r['wall_s']:>7.1f} {r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
                   f"{r['single_call_ms']:>8.2f} {r['step_at_a_time_policy_s']:>23.1f} "
                   f"{r['policy_speedup']:>6.1f}x", flush=True)

@@ -29,7 +29,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "eval_interval": None,           # None -> protocol
     "eval_episodes": None,           # None -> protocol
     # Evaluation environments stepped side by side, one batched policy call per step (expo/
-    # evaluate.py). Every episode is seeded and keyed by its own index, so this changes only speed.
+    # evaluate.py). Every episode is seeded and keyed by its own index, so this changes only speed
+    # (and memory: each robosuite environment adds ~130 MB).
     "eval_envs": 10,
     # Worker processes that step those environments (0 or 1: in the training process); worth it
     # where the simulator is the cost (robosuite) and the machine has cores to spare.

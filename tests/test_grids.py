@@ -209,10 +209,12 @@ def _cost_cfg(**changes):
 
 
 def test_run_seconds_on_a_hand_computed_case():
-    # updates at steps 10..100 = 91 x 8.4994 s; policy actions 90 x 4.12 ms; 100 env steps at
-    # 179 steps/s; 50 pretraining steps x 8.4994 / 20; evaluations at steps 0, 40, 80, 100 =
-    # 4 x 2 episodes x 5 steps = 40 x (4.12 ms + 1/179 s).
-    expected = 773.4454 + 0.3708 + 0.5586592 + 21.2485 + 0.3882637
+    # updates at steps 10..100 = 91 x update_s; policy actions 90 x act_s; 100 env steps at
+    # 179 steps/s; 50 pretraining steps x update_s / 20; evaluations at steps 0, 40, 80, 100 =
+    # 4 x 2 episodes x 5 steps = 40 x (act_s + 1/179 s).
+    ref = cost.MEASURED["agents"]["expo.agents.expo"]["paper"]
+    u, a = ref["update_s"], ref["act_s"]
+    expected = 91 * u + 90 * a + 100 / 179 + 50 * u / 20 + 40 * (a + 1 / 179)
     assert cost.run_seconds(_cost_cfg()) == pytest.approx(expected, rel=1e-6)
     assert cost.estimate_gpu_hours([_cost_cfg(), _cost_cfg()]) == pytest.approx(2 * expected / 3600, rel=1e-6)
 
@@ -223,8 +225,15 @@ def test_cost_scales_expo_with_n_and_utd_but_not_the_baselines():
     assert doubled["update_s"] == pytest.approx(2 * base["update_s"])
     assert doubled["act_s"] == pytest.approx(2 * base["act_s"])
     assert cost.step_costs(_cost_cfg(agent={"N": 8, "utd": 10}))["update_s"] == pytest.approx(base["update_s"] / 2)
-    assert cost.step_costs(_cost_cfg(method="rlpd", agent={"utd": 20}))["update_s"] == base["update_s"]
-    assert cost.unmeasured_methods([_cost_cfg(method="rlpd"), _cost_cfg()]) == ["rlpd"]
+    # an unmeasured baseline is charged EXPO's cost as it is; RLPD its own, scaled by its UTD
+    assert cost.step_costs(_cost_cfg(method="calql", agent={"utd": 1}))["update_s"] == base["update_s"]
+    assert cost.unmeasured_methods([_cost_cfg(method="calql"), _cost_cfg(method="rlpd"),
+                                    _cost_cfg()]) == ["calql"]
+    rlpd = cost.MEASURED["agents"]["baselines.rlpd"]["paper"]
+    assert cost.step_costs(_cost_cfg(method="rlpd", agent={"utd": 20}))["update_s"] == rlpd["update_s"]
+    assert cost.step_costs(_cost_cfg(method="rlpd", agent={"utd": 10}))["update_s"] == pytest.approx(
+        rlpd["update_s"] / 2)
+    assert cost.step_costs(_cost_cfg(method="rlpd", agent={"utd": 20}))["act_s"] == rlpd["act_s"]
 
 
 def test_cost_counts_evaluations_as_the_training_loop_does():
@@ -248,7 +257,8 @@ def test_cost_of_real_grids_is_finite_and_says_what_it_rests_on(paper_runs):
     for name in PAPER_FIGURES:
         assert 0 < cost.estimate_gpu_hours(paper_runs[name]) < float("inf")
     line = cost.describe(paper_runs["fig4"])
-    assert "GPU-hours for 180 runs" in line and "upper bound" in line and "calql, dac, idql, rlpd" in line
+    assert "GPU-hours for 180 runs" in line and "upper bound" in line
+    assert line.endswith("charged EXPO's per-step cost (not measured): calql, dac, idql")
     mini = cost.estimate_gpu_hours(expand("fig4", scale="mini"))
     assert mini < cost.estimate_gpu_hours(paper_runs["fig4"]) / 100
     with pytest.raises(ValueError, match="no measured simulator speed"):

@@ -1,5 +1,5 @@
-"""`make figures` on a small synthetic results tree in the real layout (fig3, fig4, fig7, fig9
-folders written here): every expected file, the drawn numbers against the CSVs, the statistics,
+"""`make figures` on a small synthetic results tree in the real layout (a folder for each of
+Figs. 3-10 written here): every expected file, the drawn numbers against the CSVs, the statistics,
 and the report's run counts and missing runs."""
 from __future__ import annotations
 
@@ -68,6 +68,13 @@ def results(tmp_path_factory):
         for seed in range(2):
             write_run(root, "fig9", "lift", f"expo-N{n}", seed, rising(final, seed),
                       "offline_to_online")
+    for figure, task, arms in (                                   # Figs. 5, 6, 8, 10: one seed each
+            ("fig5", "can", (("expo", 0.8), ("expo_no_otf_backup", 0.4))),
+            ("fig6", "square", (("expo", 0.7), ("expo_no_edit", 0.5))),
+            ("fig8", "lift", (("expo", 0.6), ("calql_sac", 0.1))),
+            ("fig10", "lift", (("expo-beta0.05", 0.6), ("expo-beta0.7", 0.2)))):
+        for label, final in arms:
+            write_run(root, figure, task, label, 0, rising(final, 0), "offline_to_online")
     return root
 
 
@@ -94,19 +101,22 @@ def last_rows_mean(results: Path, figure, task, label) -> tuple[float, float, fl
     return float(np.mean(finals)), float(min(finals)), float(max(finals)), len(finals)
 
 
+FIGURES = ("fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10")
+
+
 def test_every_expected_file(made):
     out, outputs = made
-    for name in ("fig1", "fig3", "fig4", "fig7", "fig9"):
+    for name in FIGURES:
         for suffix, magic in ((".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-")):
             path = out / f"{name}{suffix}"
             assert path.is_file() and path.read_bytes()[:len(magic)] == magic, path
         assert (out / f"{name}_data.csv").is_file()
-    for folder in ("fig3", "fig4", "fig7", "fig9"):
+    for folder in FIGURES[1:]:
         assert (out / f"{folder}_summary.csv").is_file()
     for name in ("aggregate_iqm.csv", "aggregate_iqm.png", "aggregate_iqm.pdf",
                  "sample_efficiency.csv", "sample_efficiency_summary.csv", "REPORT.md"):
         assert (out / name).is_file(), name
-    assert sorted(outputs.figures) == ["fig1", "fig3", "fig4", "fig7", "fig9"]
+    assert sorted(outputs.figures) == sorted(FIGURES)
     assert not list(out.glob(".*tmp*"))                   # atomic writes leave no temporaries
 
 
@@ -124,6 +134,19 @@ def test_learning_curve_data_matches_the_csvs(made, results):
         # the line is the centered window-3 running average of the mean; the band is not smoothed
         np.testing.assert_allclose(g["line"], running_average(g["mean"].to_numpy(), 3))
     assert set(data.loc[(data["panel"] == "can") & (data["series"] == "idql"), "n_seeds"]) == {2}
+
+
+@pytest.mark.parametrize("figure", ["fig5", "fig6", "fig8", "fig10"])
+def test_ablation_and_sweep_curves_match_the_csvs(made, results, figure):
+    """Every curve of Figs. 5, 6, 8 and 10 ends at the mean of its runs' last eval.csv rows."""
+    out, _ = made
+    data = pd.read_csv(out / f"{figure}_data.csv")
+    expected = {p.parent.name for p in (results / figure).glob("*/*/seed_0")}
+    assert set(data["series"]) == expected
+    for (task, label), g in data.groupby(["panel", "series"]):
+        mean, _, _, n = last_rows_mean(results, figure, task, label)
+        assert g.sort_values("x")["mean"].iloc[-1] == pytest.approx(mean)
+        assert set(g["n_seeds"]) == {n}
 
 
 def test_fig7_final_against_demos(made, results):
@@ -169,17 +192,15 @@ def test_stats_outputs(made):
     assert (fig3["iqm_low"] <= fig3["iqm"]).all() and (fig3["iqm"] <= fig3["iqm_high"]).all()
 
 
-def test_report_lists_counts_missing_runs_and_absent_figures(made):
+def test_report_lists_counts_and_missing_runs(made):
     out, _ = made
     report = (out / "REPORT.md").read_text()
-    for name in ("fig1", "fig3", "fig4", "fig7", "fig9"):
+    for name in FIGURES:
         assert f"({name}.png)" in report
     assert "fig3/can/idql: seed 2" in report                       # the missing seed
     assert "| can | 3/3 | 3/3 | 2/3 (!) |" in report             # expo, rlpd, idql of fig3
     assert "18 runs, seeds 0-2" in report                          # expected from the grid
     assert "max seeds present (3 per task and method)" in report   # fig4 has no grid here
-    for absent in ("fig5", "fig6", "fig8", "fig10"):
-        assert f"Not drawn: no runs under results/{absent}/" in report
     assert "## Fig. 11: the environments" in report and "Not rendered: --env-pictures never" in report
     assert "## Tables 1-2" in report
     assert "Sample-efficiency ratio" in report and "ratio = baseline env steps / EXPO env steps" \
@@ -196,6 +217,10 @@ def test_tables_are_included_when_present(tmp_path):
                  options=Options(bootstrap_reps=50, env_pictures="never"))
     report = (out / "REPORT.md").read_text()
     assert "| N | 8 | 8 |" in report and "[table1.md](table1.md)" in report
+    # figures without runs are listed as not drawn, never silently left out
+    assert "Not drawn: no runs under results/fig1, fig3 or fig4." in report
+    for absent in FIGURES[1:]:
+        assert f"Not drawn: no runs under results/{absent}/" in report
 
 
 def test_completeness_fallback_and_unusable(tmp_path):
@@ -231,5 +256,4 @@ def test_cli_like_make_figures(results, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (out / "REPORT.md").read_text()
     assert "fig3/can/idql: seed 2" in report
-    assert {p.name for p in out.glob("fig*.png")} == {"fig1.png", "fig3.png", "fig4.png",
-                                                      "fig7.png", "fig9.png"}
+    assert {p.name for p in out.glob("fig*.png")} == {f"{name}.png" for name in FIGURES}

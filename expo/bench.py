@@ -11,10 +11,10 @@ right), the steady time per update call (= per environment step: EXPO's call doe
 steps, one base-policy and one edit-policy update), env-steps/s of learning, and one acting call.
 
 --eval: an E-episode evaluation of the untrained EXPO policy (--eval-scale; untrained, so every
-episode runs to the horizon) per task, run as training runs it (expo/evaluate.py, W environments side by side, one
-batched policy call per step): wall time, the part spent in policy calls and in the simulator, and
-the policy part the same episodes would take step at a time (one call per environment step at the
-measured single-observation latency).
+episode runs to the horizon) per task, run as training runs it (expo/evaluate.py: W environments
+side by side, one batched policy call per step): wall time, the parts spent in policy calls and in
+the simulator, and the policy part the same episodes would take step at a time (one call per
+environment step at the measured single-observation latency).
 
 --envs: every task's simulator speed (uniform random actions in one env, resets included).
 """
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expo import compilation
-from expo.config import agent_module, build_config
+from expo.config import agent_module, build_agent, build_config
 from expo.protocol import get_task
 
 _LIFT = get_task("lift")
@@ -60,7 +60,7 @@ def bench_update(method: str, scale: str, repeats: int) -> dict:
     batches = [random_batch(rng, cfg["utd"], cfg["batch_size"], extra) for _ in range(repeats + 1)]
     with compilation.counting() as compiles:
         t0 = time.perf_counter()
-        agent = jax.jit(lambda: module.create(0, OBS_DIM, ACT_DIM, cfg))()  # as expo/train.py
+        agent = build_agent(module, 0, OBS_DIM, ACT_DIM, cfg)  # as expo/train.py builds it
         agent, info = module.update(agent, batches[0])
         jax.block_until_ready(info)
         first = time.perf_counter() - t0
@@ -85,7 +85,8 @@ def bench_update(method: str, scale: str, repeats: int) -> dict:
             "act_ms": 1000 * float(np.median(act_times))}
 
 
-def bench_eval(task: str, episodes: int, width: int, scale: str = "paper", workers: int = 0) -> dict:
+def bench_eval(task: str, episodes: int, width: int, scale: str = "paper",
+               workers: int = 0) -> dict:
     """One E-episode evaluation as the training loop runs it, with the untrained EXPO policy of
     that scale, timed by part; and the single-observation latency of the same policy."""
     from expo.env_pool import make_eval_envs
@@ -95,12 +96,13 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper", worke
     spec = get_task(task)
     module = agent_module("expo")
     cfg = build_config({"method": "expo", "scale": scale, "task": task})["agent"]
-    agent = jax.jit(lambda: module.create(0, spec.obs_dim, spec.act_dim, cfg))()
+    agent = build_agent(module, 0, spec.obs_dim, spec.act_dim, cfg)
     t0 = time.perf_counter()
     envs = make_eval_envs(functools.partial(make_env, spec, 1), width, workers)
     make_s = time.perf_counter() - t0
     policy = as_numpy_policy(per_row_policy(module.sample_actions), agent)
-    policy(np.zeros((width, spec.obs_dim), np.float32), jax.random.split(jax.random.PRNGKey(0), width))
+    policy(np.zeros((width, spec.obs_dim), np.float32),
+           jax.random.split(jax.random.PRNGKey(0), width))
     one = np.zeros((1, spec.obs_dim), np.float32)  # step at a time: the same policy, one row
     policy(one, jax.random.split(jax.random.PRNGKey(0), 1))
     latencies = []
@@ -124,8 +126,8 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper", worke
     envs.close()
     env_steps = result["episode_length"] * episodes
     sequential_policy_s = env_steps * float(np.median(latencies))
-    return {"task": task, "scale": scale, "episodes": episodes, "width": width, "workers": workers, "env_steps": int(env_steps),
-            "make_s": make_s, "wall_s": wall, "policy_s": policy_s, "policy_calls": calls,
+    return {"task": task, "scale": scale, "episodes": episodes, "width": width, "workers": workers,
+            "env_steps": int(env_steps), "make_s": make_s, "wall_s": wall, "policy_s": policy_s, "policy_calls": calls,
             "sim_s": wall - policy_s, "single_call_ms": 1000 * float(np.median(latencies)),
             "step_at_a_time_policy_s": sequential_policy_s,
             "policy_speedup": sequential_policy_s / policy_s}
@@ -196,7 +198,8 @@ def main() -> None:
     parser.add_argument("--eval-workers", type=int, default=0,
                         help="processes stepping the environments (0: this process)")
     parser.add_argument("--eval-width", type=int,
-                        help="environments side by side (default: all episodes; 25 for robosuite)")
+                        help="environments side by side (default: all episodes; 25 for "
+                             "robosuite tasks)")
     args = parser.parse_args()
     cache = compilation.enable_persistent_cache()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -208,14 +211,16 @@ def main() -> None:
         bench_envs(args.tasks.split(",") if args.tasks else list(TASKS), args.env_steps)
         return
     if args.eval:
-        print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'procs':>5} {'steps':>7} {'make s':>6} {'wall s':>7} {'sim s':>7} "
-              f"{'policy s':>8} {'1-obs ms':>8} {'step-at-a-time policy s':>23} {'speedup':>7}")
+        print(f"{'task':24} {'scale':6} {'E':>4} {'W':>3} {'procs':>5} {'steps':>7} {'make s':>6} "
+              f"{'wall s':>7} {'sim s':>7} {'policy s':>8} {'1-obs ms':>8} "
+              f"{'step-at-a-time policy s':>23} {'speedup':>7}")
         for task in args.eval_tasks.split(","):
             width = args.eval_width or EVAL_WIDTH.get(get_task(task).domain, args.eval_episodes)
             r = bench_eval(task, args.eval_episodes, min(width, args.eval_episodes), args.eval_scale,
                            args.eval_workers)
-            print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} {r['workers']:>5} {r['env_steps']:>7} "
-                  f"{r['make_s']:>6.1f} {r['wall_s']:>7.1f} {r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
+            print(f"{r['task']:24} {r['scale']:6} {r['episodes']:>4} {r['width']:>3} "
+                  f"{r['workers']:>5} {r['env_steps']:>7} {r['make_s']:>6.1f} {r['wall_s']:>7.1f} "
+                  f"{r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
                   f"{r['single_call_ms']:>8.2f} {r['step_at_a_time_policy_s']:>23.1f} "
                   f"{r['policy_speedup']:>6.1f}x", flush=True)
         return

@@ -124,6 +124,14 @@ def agent_module(method: str):
     return importlib.import_module(METHODS[method]["agent"])
 
 
+def build_agent(module, seed: int, obs_dim: int, act_dim: int, agent_cfg: dict):
+    """module.create(...) in one jitted call: one compilation (kept by the persistent compilation
+    cache across runs) instead of compiling every initializer operation one by one."""
+    import jax
+
+    return jax.jit(lambda: module.create(seed, obs_dim, act_dim, agent_cfg))()
+
+
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     out = {}
     for k, v in d.items():

@@ -131,9 +131,7 @@ def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) 
     # At most one environment per evaluation episode; in eval_workers processes when > 1.
     eval_envs = make_eval_envs(functools.partial(make_env, spec, seed + 1, **maker_kwargs),
                                min(cfg["eval_envs"], cfg["eval_episodes"]), cfg["eval_workers"])
-    # Built in one jitted call: one compilation (cached on disk across runs) instead of compiling
-    # every initializer operation one by one.
-    agent = jax.jit(lambda: module.create(seed, spec.obs_dim, spec.act_dim, agent_cfg))()
+    agent = config_lib.build_agent(module, seed, spec.obs_dim, spec.act_dim, agent_cfg)
     capacity = max(cfg["steps"] + warm_start_episodes * spec.horizon, 1)
     online = buffers.ReplayBuffer(spec.obs_dim, spec.act_dim, capacity=capacity, extra=extra)
     writer = EpisodeWriter(online, spec, module, agent_cfg)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from expo.agents import expo
+from expo.config import build_agent
 from expo.env_pool import LocalEnvs, ProcessEnvs
 from expo.evaluate import as_numpy_policy, episode_step_keys, evaluate, per_row_policy
 from expo.seeding import episode_seed
@@ -63,7 +64,7 @@ def test_percent_solved_steps_metric_and_each_episode_keyed_by_its_index():
 
 def test_per_row_policy_is_the_policy_on_each_row():
     """The vmapped EXPO OTF policy, row r, equals sample_actions on that row alone with its key."""
-    agent = jax.jit(lambda: expo.create(0, OBS, ACT, tiny_cfg()))()
+    agent = build_agent(expo, 0, OBS, ACT, tiny_cfg())
     obs = jax.random.normal(jax.random.PRNGKey(1), (4, OBS))
     keys = jax.random.split(jax.random.PRNGKey(2), 4)
     batched = np.asarray(per_row_policy(expo.sample_actions)(agent, obs, keys))
@@ -79,7 +80,7 @@ def test_batched_equals_sequential_with_the_real_policy_and_simulator():
     from expo.protocol import get_task
 
     spec = get_task("lift")
-    agent = jax.jit(lambda: expo.create(0, spec.obs_dim, spec.act_dim, tiny_cfg()))()
+    agent = build_agent(expo, 0, spec.obs_dim, spec.act_dim, tiny_cfg())
     act = as_numpy_policy(per_row_policy(expo.sample_actions), agent)
     envs = [make_env(spec, seed=1) for _ in range(4)]
     key = jax.random.PRNGKey(7)

@@ -1,13 +1,16 @@
 """How a grid's runs execute: ONE job entry point, TrainJob, on this machine or on SLURM.
 
-Both clusters go through submitit with the same pickled call, TrainJob()(cfg, run_dir):
+Both clusters go through submitit with the same pickled call, TrainJob()(cfgs, run_dirs): one run,
+or the runs that seeds_per_process=k trains together in one process (group_seeds: k runs that differ
+only in their seed; expo/seed_group.py).
 - slurm: one job array per grid (submitit.AutoExecutor + map_array), at most array_parallelism
   tasks at once; SLURM signals a job before its time limit (and on preemption), submitit calls
   TrainJob.checkpoint and requeues it, and the requeued job resumes from run_dir/checkpoint/.
-- local: submitit's LocalExecutor, one process per run, `workers` of them at once (LocalPool).
+- local: submitit's LocalExecutor, one process per job, `workers` of them at once (LocalPool).
 
 Each run's own output stays in its run directory (expo.logger.run_dir_for): the CSVs, log.txt
-(stdout/stderr of every attempt, appended), status.json (finished, or failed with the traceback),
+(stdout/stderr of every attempt, appended; a group's output goes to its first run's log.txt, and the
+others' log.txt say so), status.json (finished, or failed with the traceback),
 and job.json, the launcher's record of where the run was submitted (cluster, job id, submitit's
 log files), which `launch.py figure=N status` reads. submitit's own files (pickles, its logs) live in
 results/<figure>/_submitit/ (a name the analysis skips).
@@ -28,6 +31,7 @@ from typing import Any, Iterator
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
+from expo.checkpoint import comparable_config
 from expo.logger import atomic_write_text
 
 JOB_RECORD = "job.json"
@@ -83,38 +87,71 @@ def clear_failure(run_dir: Path) -> None:
         (run_dir / STATUS).unlink(missing_ok=True)
 
 
-class TrainJob(Checkpointable):
-    """One run: expo.train.train(cfg, run_dir), its output appended to run_dir/log.txt.
+Call = tuple[dict, Path]  # (a run's config, its run directory)
 
-    On an exception, run_dir/status.json records {"finished": false, "failed": true, "error":
+
+def group_seeds(calls: list[Call]) -> list[list[Call]]:
+    """The processes that run `calls`: runs that differ only in their seed together, at most
+    seeds_per_process of them, in the order of the calls; every other run alone."""
+    def without_seed(cfg: dict) -> str:
+        data = comparable_config(cfg)
+        data.pop("seed")
+        data["dataset"].pop("seed")
+        return json.dumps(data, sort_keys=True)
+
+    open_groups: dict[str, list[Call]] = {}
+    groups: list[list[Call]] = []
+    for cfg, run_dir in calls:
+        key = without_seed(cfg)
+        group = open_groups.get(key)
+        if group is None or len(group) >= cfg["seeds_per_process"]:
+            group = open_groups[key] = []
+            groups.append(group)
+        group.append((cfg, run_dir))
+    return groups
+
+
+class TrainJob(Checkpointable):
+    """One process: expo.train.train_seeds(cfgs, run_dirs), one run or a seed group, its output
+    appended to the first run's log.txt.
+
+    On an exception, each run's status.json records {"finished": false, "failed": true, "error":
     <traceback>} before the exception propagates (so the scheduler sees a failed job too). A
     preemption or time limit is not a failure: submitit calls `checkpoint`, requeues the job, and
-    train() resumes from the run's last checkpoint in run_dir/checkpoint/."""
+    training resumes from the runs' last checkpoints in run_dir/checkpoint/."""
 
-    def __call__(self, cfg: dict, run_dir: str) -> str:
-        from expo.train import train  # imported here: the launcher itself never loads jax
+    def __call__(self, cfgs: list[dict], run_dirs: list[str]) -> list[str]:
+        from expo.train import train_seeds  # imported here: the launcher itself never loads jax
 
-        run_dir_path = Path(run_dir)
-        with output_appended_to(run_dir_path / LOG):
-            print(f"==== {_now()} attempt on {socket.gethostname()}, job {_job_id()}", flush=True)
+        paths = [Path(d) for d in run_dirs]
+        for other in paths[1:]:
+            other.mkdir(parents=True, exist_ok=True)
+            with open(other / LOG, "a") as log:
+                log.write(f"==== {_now()} trained in one process with {paths[0].name}: the output "
+                          f"is in {paths[0] / LOG}\n")
+        with output_appended_to(paths[0] / LOG):
+            seeds = ", ".join(str(cfg["seed"]) for cfg in cfgs)
+            print(f"==== {_now()} attempt on {socket.gethostname()}, job {_job_id()}"
+                  + (f", seeds {seeds} in one process" if len(cfgs) > 1 else ""), flush=True)
             try:
-                train(cfg, run_dir_path)
+                train_seeds(cfgs, paths)
             except Exception:
                 error = traceback.format_exc()
                 print(error, file=sys.stderr, flush=True)
-                write_json(run_dir_path / STATUS, {"finished": False, "failed": True, "error": error,
-                                                   "job_id": _job_id(), "time": _now()})
+                for path in paths:
+                    write_json(path / STATUS, {"finished": False, "failed": True, "error": error,
+                                               "job_id": _job_id(), "time": _now()})
                 raise
             print(f"==== {_now()} finished", flush=True)
-        return str(run_dir_path)
+        return [str(path) for path in paths]
 
-    def checkpoint(self, cfg: dict, run_dir: str) -> DelayedSubmission:
+    def checkpoint(self, cfgs: list[dict], run_dirs: list[str]) -> DelayedSubmission:
         """Called by submitit on preemption / time limit: the requeued job makes the same call, and
-        train() continues from the checkpoint it keeps in run_dir/checkpoint/."""
-        with open(Path(run_dir) / LOG, "a") as log:
+        training continues from the checkpoints the runs keep in run_dir/checkpoint/."""
+        with open(Path(run_dirs[0]) / LOG, "a") as log:
             log.write(f"==== {_now()} interrupted (preemption or time limit): requeued, resumes "
-                      f"from {Path(run_dir) / 'checkpoint'}\n")
-        return DelayedSubmission(self, cfg, run_dir)
+                      f"from {Path(run_dirs[0]) / 'checkpoint'}\n")
+        return DelayedSubmission(self, cfgs, run_dirs)
 
 
 def _now() -> str:
@@ -168,15 +205,17 @@ def job_record(job: submitit.Job, cluster: str) -> dict[str, Any]:
     return record
 
 
-def submit_slurm(calls: list[tuple[dict, Path]], parameters: dict[str, Any], folder: Path,
+def submit_slurm(groups: list[list[Call]], parameters: dict[str, Any], folder: Path,
                  max_timeouts: int) -> list[submitit.Job]:
-    """ONE job array for all `calls` (cfg, run_dir); each run's job.json records its task."""
+    """ONE job array, a task per group of calls (group_seeds); each run's job.json records its task."""
     executor = submitit.AutoExecutor(folder=folder / "%A", cluster="slurm",
                                      slurm_max_num_timeout=max_timeouts)
     executor.update_parameters(**parameters)
-    jobs = executor.map_array(TrainJob(), [cfg for cfg, _ in calls], [str(d) for _, d in calls])
-    for job, (_, run_dir) in zip(jobs, calls):
-        write_json(run_dir / JOB_RECORD, job_record(job, "slurm"))
+    jobs = executor.map_array(TrainJob(), [[cfg for cfg, _ in group] for group in groups],
+                              [[str(d) for _, d in group] for group in groups])
+    for job, group in zip(jobs, groups):
+        for _, run_dir in group:
+            write_json(run_dir / JOB_RECORD, job_record(job, "slurm"))
     return jobs
 
 
@@ -196,38 +235,41 @@ def environment(**values: str) -> Iterator[None]:
 
 
 class LocalPool:
-    """Runs TrainJob for each (cfg, run_dir) through submitit's LocalExecutor, `workers` at once.
+    """Runs TrainJob for each group of calls (group_seeds) through submitit's LocalExecutor,
+    `workers` processes at once.
 
     Runs waiting for a worker get a job.json naming this launcher process, so that `status` shows
     them as pending while the launcher lives."""
 
-    def __init__(self, calls: list[tuple[dict, Path]], workers: int, folder: Path,
-                 env: dict[str, str]):
-        self.waiting = list(calls)
+    def __init__(self, groups: list[list[Call]], workers: int, folder: Path, env: dict[str, str]):
+        self.waiting = list(groups)
         self.workers = workers
         self.env = env
         self.executor = submitit.AutoExecutor(folder=folder, cluster="local")
         self.executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
-        self.running: dict[submitit.Job, tuple[dict, Path]] = {}
+        self.running: dict[submitit.Job, list[Call]] = {}
         launcher = this_process()
-        for _, run_dir in calls:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / JOB_RECORD, {"cluster": "local", "job_id": None, "queued": _now(),
-                                              "launcher": launcher})
+        for group in groups:
+            for _, run_dir in group:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_json(run_dir / JOB_RECORD, {"cluster": "local", "job_id": None, "queued": _now(),
+                                                  "launcher": launcher})
 
     def _fill(self) -> None:
         while self.waiting and len(self.running) < self.workers:
-            cfg, run_dir = self.waiting.pop(0)
+            group = self.waiting.pop(0)
             with environment(**self.env):
-                job = self.executor.submit(TrainJob(), cfg, str(run_dir))
-            write_json(run_dir / JOB_RECORD, job_record(job, "local"))
-            self.running[job] = (cfg, run_dir)
+                job = self.executor.submit(TrainJob(), [cfg for cfg, _ in group],
+                                           [str(run_dir) for _, run_dir in group])
+            for _, run_dir in group:
+                write_json(run_dir / JOB_RECORD, job_record(job, "local"))
+            self.running[job] = group
 
-    def in_flight(self) -> list[tuple[dict, Path]]:
-        return list(self.running.values())
+    def in_flight(self) -> list[Call]:
+        return [call for group in self.running.values() for call in group]
 
     def poll(self, timeout_s: float) -> list[tuple[dict, Path, submitit.Job]]:
-        """Start runs while workers are free; return the runs whose process ended (waiting up to
+        """Start jobs while workers are free; return the runs whose process ended (waiting up to
         timeout_s for one to end). Empty when nothing ended in time."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -236,7 +278,7 @@ class LocalPool:
             if ended or time.monotonic() >= deadline or not self.running:
                 break
             time.sleep(0.2)
-        out = [(*self.running.pop(job), job) for job in ended]
+        out = [(cfg, run_dir, job) for job in ended for cfg, run_dir in self.running.pop(job)]
         self._fill()
         return out
 

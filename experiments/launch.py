@@ -20,7 +20,9 @@ Cluster keys (defaults < the per-user profile < key=value; experiments/cluster.p
 Commands:
     status    one line per run: done / running / pending / failed / missing; failures with their
               log path and the last lines of the traceback; then the counts.
-Every other key is a run key (expo/config.py), applied to every run of the grid.
+Every other key is a run key (expo/config.py), applied to every run of the grid; seeds_per_process=k
+runs the seeds of each setting k at a time in one process, with one vmapped update
+(expo/seed_group.py): a job (SLURM array task) per group.
 
 Every run executes the same entry point, TrainJob (experiments/executors.py), through submitit:
 locally `workers` processes at once, on SLURM one job array per grid with at most array_parallelism
@@ -179,7 +181,7 @@ def job_environment(workers: int | None) -> dict[str, str]:
 
 
 def run_local(calls: list[tuple[dict, Path]], workers: int, folder: Path) -> None:
-    pool = executors.LocalPool(calls, workers, folder, job_environment(workers))
+    pool = executors.LocalPool(executors.group_seeds(calls), workers, folder, job_environment(workers))
     progress = Progress(calls)
     try:
         while pool.pending():
@@ -199,13 +201,14 @@ def run_slurm(calls: list[tuple[dict, Path]], settings: cluster.ClusterSettings,
     params = cluster.slurm_parameters(settings, job_name=f"expo-{figure}")
     try:
         with executors.environment(**job_environment(None)):
-            jobs = executors.submit_slurm(calls, params, folder, settings.max_timeouts)
+            jobs = executors.submit_slurm(executors.group_seeds(calls), params, folder,
+                                          settings.max_timeouts)
     except subprocess.CalledProcessError as e:
         detail = (e.stderr or e.output or b"")
         detail = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
         fail(f"sbatch refused the job array: {' '.join(detail.split()) or e}")
     array_id = str(jobs[0].job_id).split("_")[0]
-    print(f"submitted job array {array_id}: {len(jobs)} runs, at most {settings.array_parallelism} at "
+    print(f"submitted job array {array_id}: {len(calls)} runs in {len(jobs)} tasks, at most {settings.array_parallelism} at "
           f"once; submitit logs in {folder / array_id}")
     print(f"check on it with: python experiments/launch.py figure={figure} status")
     if wait:
@@ -286,8 +289,10 @@ def main(argv: list[str]) -> None:
     live = sum(states[d] in ("running", "pending") for _, d in calls)
     # Longest runs first, so the short ones fill the gaps at the end.
     todo.sort(key=lambda c: -cost.run_seconds(c[0]))
+    processes = len(executors.group_seeds(todo))
     print(f"figure={figure}: {len(runs)} runs, {len(runs) - len(todo) - live} finished, "
-          + (f"{live} already queued or running, " if live else "") + f"{len(todo)} to run")
+          + (f"{live} already queued or running, " if live else "") + f"{len(todo)} to run"
+          + (f" in {processes} processes (seeds_per_process)" if processes < len(todo) else ""))
     if launcher.get("dry_run"):
         print(grids.count_line(figure, spec, runs))
         todo_dirs = {d for _, d in todo}

@@ -12,13 +12,17 @@ writes the same CSV rows as an uninterrupted run with the same seed:
 Everything else is rebuilt deterministically from the config: the offline dataset, the envs, and
 the jax keys of acting and evaluation (fold_in of the step).
 
-Checkpoints are taken only where that is the whole state (see expo/train.py): between jitted
-pretraining chunks, at the start of the online phase, and online right after an episode ended and
-the env was reset with the next episode's seed. The simulator's mid-episode state is not saved.
+Checkpoints are taken between jitted pretraining chunks, at the start of the online phase, and
+after any online step. The simulator's state is not saved: a resumed run resets the env with the
+unfinished episode's seed and replays that episode's actions from the online buffer (mujoco is
+deterministic), checking that every observation comes back bit for bit (expo/train.py).
 
-Layout: run_dir/checkpoint/ is an orbax CheckpointManager directory that keeps one checkpoint.
-orbax writes each checkpoint into a temporary directory, renames it when complete, and only then
-deletes the previous one, so a kill at any moment leaves a complete checkpoint or none.
+Layout: run_dir/checkpoint/ is an orbax CheckpointManager directory that keeps the newest `keep`
+checkpoints (1 for a run alone). orbax writes each checkpoint into a temporary directory, renames it
+when complete, and only then deletes the oldest, so a kill at any moment leaves complete checkpoints
+or none. Seeds trained in one process (expo/seed_group.py) save one after the other and keep 2: a
+kill between two seeds' saves leaves the previous checkpoint of the group complete in every seed,
+and the group resumes from the newest one all its seeds have.
 """
 from __future__ import annotations
 
@@ -45,11 +49,12 @@ class CheckpointError(RuntimeError):
 
 @dataclasses.dataclass
 class LoopState:
-    """Where the training loop is; JSON-ready. At a checkpoint no episode is under way."""
+    """Where the training loop is; JSON-ready."""
     phase: str = "pretrain"        # "pretrain" until eval 0 and the warm start are done, then "online"
     pretrain_steps_done: int = 0
     online_step: int = 0           # online env steps done
-    episode: int = 0               # training episodes finished: the next reset is episode_seed(.., episode)
+    episode: int = 0               # training episodes finished: the current one is episode_seed(.., episode)
+    episode_steps: int = 0         # steps of that episode so far: its last rows of the online buffer
     ep_returns: list[float] = dataclasses.field(default_factory=list)
     last_eval: dict[str, Any] | None = None
     wall_time_s: float = 0.0       # wall time of the work the checkpoint keeps
@@ -67,8 +72,9 @@ def comparable_config(cfg: dict) -> dict:
 class RunCheckpointer:
     """Saves and restores one run's checkpoint under run_dir/checkpoint/."""
 
-    def __init__(self, run_dir: Path, cfg: dict):
+    def __init__(self, run_dir: Path, cfg: dict, keep: int = 1):
         self.directory = Path(run_dir).resolve() / CHECKPOINT_DIR
+        self.keep = keep
         self.interval_s = float(cfg["checkpoint_interval_s"])
         self.config = comparable_config(cfg)
         self._last_save = time.monotonic()
@@ -80,7 +86,7 @@ class RunCheckpointer:
 
         # Synchronous saves: a checkpoint is complete on disk before the loop moves on.
         # cleanup_tmp_directories: drop what a save cut short by a kill left behind.
-        options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+        options = ocp.CheckpointManagerOptions(max_to_keep=self.keep, create=True,
                                                enable_async_checkpointing=False,
                                                cleanup_tmp_directories=True)
         return ocp.CheckpointManager(self.directory, options=options)
@@ -90,15 +96,19 @@ class RunCheckpointer:
         return CheckpointError(f"checkpoint {self.directory} cannot be resumed ({detail}); delete "
                                f"{self.directory} to restart the run from the beginning")
 
-    def complete(self) -> bool:
-        """Whether a complete checkpoint is there (orbax lists only finished ones)."""
+    def steps(self) -> list[int]:
+        """The numbers of the complete checkpoints there (orbax lists only finished ones)."""
         if not self.directory.is_dir():
-            return False
+            return []
         try:
             with self._manager() as manager:
-                return manager.latest_step() is not None
+                return sorted(manager.all_steps())
         except Exception as e:  # noqa: BLE001 - whatever orbax raises, the message names the fix
             raise self.unreadable(e) from e
+
+    def complete(self) -> bool:
+        """Whether a complete checkpoint is there."""
+        return bool(self.steps())
 
     def due(self) -> bool:
         return time.monotonic() - self._last_save >= self.interval_s
@@ -120,14 +130,16 @@ class RunCheckpointer:
             manager.wait_until_finished()
         self._last_save = time.monotonic()
 
-    def restore(self, agent_template, online, rngs: dict[str, np.random.Generator]):
-        """(agent, LoopState, logger position) of the latest checkpoint; fills `online` and sets
-        the Generators in `rngs`. agent_template is a freshly created agent of the run's config."""
+    def restore(self, agent_template, online, rngs: dict[str, np.random.Generator],
+                step: int | None = None):
+        """(agent, LoopState, logger position) of checkpoint `step` (default: the latest); fills
+        `online` and sets the Generators in `rngs`. agent_template is a freshly created agent of the
+        run's config. Newer checkpoints are deleted: the run continues from this one."""
         import orbax.checkpoint as ocp
 
         with self._manager() as manager:
             try:
-                step = manager.latest_step()
+                step = manager.latest_step() if step is None else step
                 state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.JsonRestore()))
                 state = state["state"]
                 now, then = flatten(self.config), flatten(state["config"])
@@ -152,6 +164,8 @@ class RunCheckpointer:
                 for name, rng in rngs.items():
                     rng.bit_generator.state = state["rngs"][name]
                 loop = LoopState(**state["loop"])
+                for newer in [n for n in manager.all_steps() if n > step]:
+                    manager.delete(newer)
             except Exception as e:  # noqa: BLE001
                 raise self.unreadable(e) from e
         self._last_save = time.monotonic()

@@ -35,6 +35,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     # Worker processes that step those environments (0 or 1: in the training process); worth it
     # where the simulator is the cost (robosuite) and the machine has cores to spare.
     "eval_workers": 0,
+    # Seeds trained together in one process by one vmapped update (expo/seed_group.py): the run's
+    # seed and the next k - 1. Each seed still writes its own run directory; k is in its config,
+    # because vmapping may change float rounding.
+    "seeds_per_process": 1,
     "log_interval": 1000,            # env steps between train.csv rows
     "pretrain_chunk": 100,           # imitation steps per jitted call during pretraining
     # Wall seconds between checkpoints (expo/checkpoint.py); 0 = at every point where one can be
@@ -265,6 +269,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     for key in ("eval_interval", "eval_episodes", "pretrain_chunk"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg["seeds_per_process"] < 1:
+        raise ConfigError(f"seeds_per_process must be >= 1, got {cfg['seeds_per_process']}")
     if cfg["eval_envs"] < 1:
         raise ConfigError(f"eval_envs must be >= 1, got {cfg['eval_envs']}")
     if cfg["eval_workers"] < 0:

@@ -14,6 +14,9 @@ the loop state is the whole state; `train` resumes from run_dir/checkpoint/ when
 the resumed run writes the same CSVs as an uninterrupted one. The checkpoint is deleted when the run
 finishes; status.json records the finished run (and how often it was resumed).
 
+seeds_per_process=k trains seeds seed, ..., seed + k - 1 in this process (expo/seed_group.py): one
+vmapped update for the k agents, each seed with its own envs, buffers, CSVs and checkpoints.
+
 Usage: python -m expo.train task=lift method=expo seed=0 scale=mini [key=value ...]
 """
 from __future__ import annotations
@@ -31,17 +34,14 @@ import numpy as np
 from tqdm import tqdm
 
 from expo import buffers, compilation, config as config_lib, protocol
-from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer
+from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer, comparable_config
 from expo.data import DatasetError, load_task_dataset
 from expo.env_pool import make_eval_envs
 from expo.envs import dataset_maker_kwargs, make_env
 from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
 from expo.logger import RunLogger, atomic_write_text, run_dir_for
+from expo.seed_group import SeedGroup
 from expo.seeding import episode_seed, jax_key, numpy_rng
-
-
-def _scalars(info: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in jax.device_get(info).items()}
 
 
 class EpisodeWriter:
@@ -101,179 +101,311 @@ def warm_start(env, writer: EpisodeWriter, act, num_episodes: int, seed: int) ->
     return env_steps, returns
 
 
+def replay_unfinished_episode(env, writer: EpisodeWriter, online: buffers.ReplayBuffer,
+                              reset_seed: int, steps: int) -> np.ndarray:
+    """Bring a fresh env back to where a checkpointed run left its training episode: reset with the
+    episode's seed, step it with the episode's `steps` actions from the online buffer (its last rows)
+    and restore the writer's per-episode sums. Returns the current observation. Raises
+    CheckpointError when a replayed observation differs from the stored one (a simulator that is
+    not deterministic here), rather than continue a run that would differ from an uninterrupted one."""
+    obs, _ = env.reset(seed=reset_seed)
+    rows = (online._next - steps + np.arange(steps)) % online.capacity
+    for i in rows:
+        stored = online.data["observations"][i]
+        if not np.array_equal(np.asarray(obs, np.float32), stored):
+            raise CheckpointError(
+                f"replaying the unfinished training episode (seed {reset_seed}, {steps} steps) did not "
+                f"reproduce its observations: this simulator is not deterministic on this machine; "
+                f"resume with checkpoint_interval_s large enough to end the run, or start it again")
+        obs, reward, _, _, _ = env.step(online.data["actions"][i])
+        writer.rewards.append(float(online.data["rewards"][i]))
+        writer.env_return += float(reward)
+    return obs
+
+
+@dataclasses.dataclass
+class Lane:
+    """One seed of the runs this process trains: its run directory, envs, buffers, samplers, logger
+    and checkpoints. Only the agent is shared, as the seed group's stacked pytree."""
+    cfg: dict
+    run_dir: Path
+    offline: buffers.TransitionStore
+    env: object
+    eval_envs: object
+    online: buffers.ReplayBuffer
+    writer: EpisodeWriter
+    rngs: dict
+    checkpointer: RunCheckpointer
+    warm_start_episodes: int
+    loop: LoopState = dataclasses.field(default_factory=LoopState)
+    logger: RunLogger | None = None
+    obs: np.ndarray | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.cfg["seed"]
+
+
 def train(cfg: dict, run_dir: Path | None = None) -> Path:
     """Run (or resume) one run; returns its run directory. status.json records, among others, the
     XLA compilations of this process (the online update must compile exactly once)."""
+    return train_seeds([cfg], None if run_dir is None else [run_dir])[0]
+
+
+def train_seeds(cfgs: list[dict], run_dirs: list[Path] | None = None) -> list[Path]:
+    """Run (or resume) runs that differ only in their seed in this process, their agents updated by
+    one vmapped update (expo/seed_group.py); each writes its own run directory. Returns those."""
     compilation.enable_persistent_cache()
     with compilation.counting() as compiles:
-        return _train(cfg, run_dir, compiles)
+        return _train(cfgs, run_dirs, compiles)
 
 
-def _train(cfg: dict, run_dir: Path | None, compiles: compilation.Compilations) -> Path:
-    spec = protocol.get_task(cfg["task"])
-    module = config_lib.agent_module(cfg["method"])
-    agent_cfg = cfg["agent"]
-    seed = cfg["seed"]
-    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
+def group_configs(cfg: dict, overrides: dict) -> list[dict]:
+    """The configs of the seeds_per_process seeds cfg["seed"], cfg["seed"] + 1, ... that one process
+    trains together, each built from `overrides` as its own run would be."""
+    return [cfg] + [config_lib.build_config({**overrides, "seed": cfg["seed"] + i})
+                    for i in range(1, cfg["seeds_per_process"])]
 
+
+def _check_group(cfgs: list[dict]) -> None:
+    def without_seed(cfg):
+        data = comparable_config(cfg)
+        data.pop("seed")
+        data["dataset"] = {k: v for k, v in data["dataset"].items() if k != "seed"}
+        return data
+
+    if not 1 <= len(cfgs) <= cfgs[0]["seeds_per_process"]:  # fewer: the rest of a grid's seeds
+        raise ValueError(f"{len(cfgs)} configs for seeds_per_process={cfgs[0]['seeds_per_process']}")
+    if any(without_seed(c) != without_seed(cfgs[0]) for c in cfgs[1:]):
+        raise ValueError("runs trained in one process must differ only in their seed")
+    if len({c["seed"] for c in cfgs}) != len(cfgs):
+        raise ValueError(f"runs trained in one process need distinct seeds, got {[c['seed'] for c in cfgs]}")
+
+
+def _make_lane(cfg: dict, run_dir: Path, spec, module, datasets: dict, keep: int) -> Lane:
     data_spec = dataclasses.replace(spec, dataset=cfg["dataset"]["name"])
-    data = load_task_dataset(data_spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
     # Optional per-method batch fields (e.g. Cal-QL's Monte-Carlo returns): the module names them in
     # EXTRA_FIELDS {name: value until known}, computes them for the offline data (offline_extras)
     # and for each finished online episode (episode_extras).
     extra = dict(getattr(module, "EXTRA_FIELDS", {}))
-    if extra:
-        data = {**data, **module.offline_extras(data, agent_cfg)}
-    offline = buffers.TransitionStore(data, tuple(extra))
+    data_key = cfg["dataset"]["seed"]  # seeds of a group share the data when they share this
+    if data_key not in datasets:
+        data = load_task_dataset(data_spec, cfg["dataset"]["num_demos"], seed=cfg["dataset"]["seed"])
+        if extra:
+            data = {**data, **module.offline_extras(data, cfg["agent"])}
+        datasets[data_key] = (data, buffers.TransitionStore(data, tuple(extra)))
+    data, offline = datasets[data_key]
     warm_start_episodes = warm_start_episode_count(cfg, data)
     maker_kwargs = dataset_maker_kwargs(spec, data_spec.dataset)
-    env = make_env(spec, seed=seed, **maker_kwargs)
+    seed = cfg["seed"]
     # At most one environment per evaluation episode; in eval_workers processes when > 1.
     eval_envs = make_eval_envs(functools.partial(make_env, spec, seed + 1, **maker_kwargs),
                                min(cfg["eval_envs"], cfg["eval_episodes"]), cfg["eval_workers"])
-    agent = config_lib.build_agent(module, seed, spec.obs_dim, spec.act_dim, agent_cfg)
     capacity = max(cfg["steps"] + warm_start_episodes * spec.horizon, 1)
     online = buffers.ReplayBuffer(spec.obs_dim, spec.act_dim, capacity=capacity, extra=extra)
-    writer = EpisodeWriter(online, spec, module, agent_cfg)
-    rngs = {"sampler": numpy_rng(seed, "sampler"), "random_actions": numpy_rng(seed, "random_actions")}
+    return Lane(cfg=cfg, run_dir=run_dir, offline=offline, env=make_env(spec, seed=seed, **maker_kwargs),
+                eval_envs=eval_envs, online=online,
+                writer=EpisodeWriter(online, spec, module, cfg["agent"]),
+                rngs={"sampler": numpy_rng(seed, "sampler"),
+                      "random_actions": numpy_rng(seed, "random_actions")},
+                checkpointer=RunCheckpointer(run_dir, cfg, keep=keep),
+                warm_start_episodes=warm_start_episodes)
 
-    checkpointer = RunCheckpointer(run_dir, cfg)
-    if checkpointer.complete():
-        agent, loop, log_position = checkpointer.restore(agent, online, rngs)
-        loop.resumes += 1
-        where = (f"online step {loop.online_step}" if loop.phase == "online"
-                 else f"pretraining step {loop.pretrain_steps_done}")
-        print(f"resuming {run_dir} from its checkpoint at {where}", file=sys.stderr)
-    else:
-        checkpointer.discard()  # what a first save cut short left behind
-        loop, log_position = LoopState(), None
-    (run_dir / "status.json").unlink(missing_ok=True)  # the run is under way again
-    try:
-        logger = RunLogger(run_dir, cfg, position=log_position)
-    except ValueError as e:  # CSV files that do not match the checkpoint
-        raise checkpointer.unreadable(e) from e
+
+def _train(cfgs: list[dict], run_dirs: list[Path] | None,
+           compiles: compilation.Compilations) -> list[Path]:
+    _check_group(cfgs)
+    cfg = cfgs[0]  # what the seeds share
+    spec = protocol.get_task(cfg["task"])
+    module = config_lib.agent_module(cfg["method"])
+    agent_cfg = cfg["agent"]
+    group = SeedGroup(module, len(cfgs))
+    run_dirs = [Path(d) for d in run_dirs] if run_dirs is not None else [run_dir_for(c) for c in cfgs]
+    datasets: dict = {}
+    # Seeds saved one after the other keep 2 checkpoints each (expo/checkpoint.py).
+    keep = 1 if len(cfgs) == 1 else 2
+    lanes = [_make_lane(c, d, spec, module, datasets, keep) for c, d in zip(cfgs, run_dirs)]
+    agents = [config_lib.build_agent(module, lane.seed, spec.obs_dim, spec.act_dim, agent_cfg)
+              for lane in lanes]
+
+    # The group resumes from the newest checkpoint every seed has (seeds save one after the other).
+    saved = [lane.checkpointer.steps() for lane in lanes]
+    resume_step = min(s[-1] for s in saved) if all(saved) else None
+    if resume_step is not None and not all(resume_step in s for s in saved):
+        resume_step = None  # cannot happen with saves in order; start again rather than mix states
+    positions = [None] * len(lanes)
+    for i, lane in enumerate(lanes):
+        if resume_step is not None:
+            agents[i], lane.loop, positions[i] = lane.checkpointer.restore(agents[i], lane.online,
+                                                                          lane.rngs, resume_step)
+            lane.loop.resumes += 1
+            loop = lane.loop
+            where = (f"online step {loop.online_step}" if loop.phase == "online"
+                     else f"pretraining step {loop.pretrain_steps_done}")
+            print(f"resuming {lane.run_dir} from its checkpoint at {where}", file=sys.stderr)
+        else:
+            lane.checkpointer.discard()  # what a first save cut short left behind
+        (lane.run_dir / "status.json").unlink(missing_ok=True)  # the run is under way again
+    agent = group.stack(agents)
+    for lane, position in zip(lanes, positions):
+        try:
+            lane.logger = RunLogger(lane.run_dir, lane.cfg, position=position)
+        except ValueError as e:  # CSV files that do not match the checkpoint
+            raise lane.checkpointer.unreadable(e) from e
+    loop = lanes[0].loop  # the positions every seed shares (phase, steps done, wall time)
     # Wall time continues from the checkpoint: work lost to an interruption is not counted.
     start_time = time.perf_counter() - loop.wall_time_s
 
-    act_key = jax_key(seed, "act")
-    eval_key = jax_key(seed, "eval")
+    act_keys = [jax_key(lane.seed, "act") for lane in lanes]
     show = cfg["progress"]
-
-    def act(obs, key) -> np.ndarray:
-        return np.asarray(module.sample_actions(agent, obs[None], key)[0])
+    label = f"{cfg['method']} s{','.join(str(lane.seed) for lane in lanes)}"
 
     # The authors' evaluation policy where it differs from acting (e.g. RLPD's deterministic mean),
     # one key per evaluation environment.
     eval_policy = per_row_policy(getattr(module, "eval_actions", module.sample_actions))
 
-    def eval_row(env_step: int) -> dict:
-        result = evaluate(eval_envs, as_numpy_policy(eval_policy, agent),
-                          jax.random.fold_in(eval_key, env_step), cfg["eval_episodes"], seed,
-                          spec.metric)
-        row = {"env_step": env_step, **result,
-               "wall_time_s": round(time.perf_counter() - start_time, 1)}
-        logger.log_eval(row)
-        return row
+    def eval_rows(env_step: int) -> None:
+        for i, lane in enumerate(lanes):
+            result = evaluate(lane.eval_envs, as_numpy_policy(eval_policy, group.lane(agent, i)),
+                              jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
+                              cfg["eval_episodes"], lane.seed, spec.metric)
+            row = {"env_step": env_step, **result,
+                   "wall_time_s": round(time.perf_counter() - start_time, 1)}
+            lane.logger.log_eval(row)
+            lane.loop.last_eval = row
+
+    def postfix() -> str:
+        return " ".join(f"{lane.loop.last_eval['success']:.2f}" for lane in lanes)
 
     def checkpoint(force: bool = False) -> None:
-        if force or checkpointer.due():
-            loop.wall_time_s = time.perf_counter() - start_time
-            checkpointer.save(agent, loop, online, rngs, logger.position())
+        if force or lanes[0].checkpointer.due():
+            wall = time.perf_counter() - start_time
+            for i, lane in enumerate(lanes):
+                lane.loop.wall_time_s = wall
+                lane.checkpointer.save(group.lane(agent, i), lane.loop, lane.online, lane.rngs,
+                                       lane.logger.position())
 
     # ---- offline imitation pretraining of the base policy (offline_to_online only)
     batch_size, chunk = agent_cfg["batch_size"], cfg["pretrain_chunk"]
     if loop.phase == "pretrain":
         with tqdm(total=cfg["pretrain_steps"], initial=loop.pretrain_steps_done, leave=False,
-                  desc=f"{cfg['method']} s{seed} pretrain", disable=not show, file=sys.stderr) as bar:
+                  desc=f"{label} pretrain", disable=not show, file=sys.stderr) as bar:
             while loop.pretrain_steps_done < cfg["pretrain_steps"]:
                 done = loop.pretrain_steps_done
                 k = min(chunk, cfg["pretrain_steps"] - done)
-                batch = buffers.sample_offline(rngs["sampler"], offline, k, batch_size)
-                agent, info = module.pretrain_update(agent, batch)
-                done = loop.pretrain_steps_done = done + k
+                batches = [buffers.sample_offline(lane.rngs["sampler"], lane.offline, k, batch_size)
+                           for lane in lanes]
+                agent, info = group.pretrain_update(agent, batches)
+                done += k
                 bar.update(k)
-                if done % cfg["log_interval"] < k or done == cfg["pretrain_steps"]:
-                    logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
-                                      **_scalars(info)})
+                log = done % cfg["log_interval"] < k or done == cfg["pretrain_steps"]
+                for lane, lane_info in zip(lanes, group.infos(info) if log else [None] * len(lanes)):
+                    lane.loop.pretrain_steps_done = done
+                    if log:
+                        lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
+                                               **lane_info})
                 # Between jitted chunks the agent and the sampler's state are the whole state.
                 checkpoint(force=done == cfg["pretrain_steps"])
 
-        loop.last_eval = eval_row(0)
-        if warm_start_episodes:
-            env_steps, returns = warm_start(env, writer, act, warm_start_episodes, seed)
-            logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
-                              "episodes": warm_start_episodes, "warm_start_env_steps": env_steps,
-                              "train_return": float(np.mean(returns))})
+        eval_rows(0)
+        for i, lane in enumerate(lanes):
+            if lane.warm_start_episodes:
+                lane_agent = group.lane(agent, i)
+
+                def act(obs, key):
+                    return np.asarray(module.sample_actions(lane_agent, obs[None], key)[0])
+
+                env_steps, returns = warm_start(lane.env, lane.writer, act, lane.warm_start_episodes,
+                                                lane.seed)
+                lane.logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
+                                       "episodes": lane.warm_start_episodes,
+                                       "warm_start_env_steps": env_steps,
+                                       "train_return": float(np.mean(returns))})
         # Checkpointed only once the warm start is complete: an interrupted one is redone whole.
-        loop.phase = "online"
+        for lane in lanes:
+            lane.loop.phase = "online"
         if cfg["steps"]:
             checkpoint(force=True)
 
     # ---- online phase
-    # Checkpoints fall right after an episode ended and the env was reset with the next episode's
-    # seed: the simulator's mid-episode state is never saved, a resumed run resets it the same way.
-    obs, _ = env.reset(seed=episode_seed(seed, "train", loop.episode))
-    with tqdm(total=cfg["steps"], initial=loop.online_step, desc=f"{cfg['method']} s{seed}",
+    for lane in lanes:
+        reset_seed = episode_seed(lane.seed, "train", lane.loop.episode)
+        if lane.loop.episode_steps:  # resumed mid-episode
+            lane.obs = replay_unfinished_episode(lane.env, lane.writer, lane.online, reset_seed,
+                                                 lane.loop.episode_steps)
+        else:
+            lane.obs, _ = lane.env.reset(seed=reset_seed)
+    with tqdm(total=cfg["steps"], initial=loop.online_step, desc=label,
               disable=not show, file=sys.stderr) as bar:
-        bar.set_postfix(success=f"{loop.last_eval['success']:.2f}")
+        bar.set_postfix_str(f"success={postfix()}")
         for step in range(loop.online_step + 1, cfg["steps"] + 1):
             if step <= cfg["start_training"]:
-                action = rngs["random_actions"].uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
+                actions = [lane.rngs["random_actions"].uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
+                           for lane in lanes]
             else:
-                action = act(obs, jax.random.fold_in(act_key, step))
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            writer.add(obs, action, reward, next_obs, terminated)
-            episode_ended = terminated or truncated
-            if episode_ended:
-                loop.ep_returns.append(writer.end(terminated))
-                loop.episode += 1
-                obs, _ = env.reset(seed=episode_seed(seed, "train", loop.episode))
-            else:
-                obs = next_obs
+                actions = group.act(agent, [lane.obs for lane in lanes], act_keys, step)
+            for lane, action in zip(lanes, actions):
+                next_obs, reward, terminated, truncated, _ = lane.env.step(action)
+                lane.writer.add(lane.obs, action, reward, next_obs, terminated)
+                lane.loop.episode_steps += 1
+                if terminated or truncated:
+                    lane.loop.ep_returns.append(lane.writer.end(terminated))
+                    lane.loop.episode += 1
+                    lane.loop.episode_steps = 0
+                    lane.obs, _ = lane.env.reset(seed=episode_seed(lane.seed, "train", lane.loop.episode))
+                else:
+                    lane.obs = next_obs
 
             if step >= cfg["start_training"]:
                 if cfg["keep_offline_data"]:
-                    batch = buffers.sample_symmetric(rngs["sampler"], offline, online, agent_cfg["utd"],
-                                                     batch_size)
+                    batches = [buffers.sample_symmetric(lane.rngs["sampler"], lane.offline, lane.online,
+                                                        agent_cfg["utd"], batch_size) for lane in lanes]
                 else:
-                    batch = buffers.sample_online(rngs["sampler"], online, agent_cfg["utd"], batch_size)
-                agent, info = module.update(agent, batch)
+                    batches = [buffers.sample_online(lane.rngs["sampler"], lane.online, agent_cfg["utd"],
+                                                     batch_size) for lane in lanes]
+                agent, info = group.update(agent, batches)
                 if step % cfg["log_interval"] == 0:
-                    recent = loop.ep_returns[-10:]
-                    logger.log_train({"phase": "online", "step": step, "env_step": step,
-                                      "episodes": loop.episode,
-                                      "train_return": float(np.mean(recent)) if recent else 0.0,
-                                      **_scalars(info)})
+                    for lane, lane_info in zip(lanes, group.infos(info)):
+                        recent = lane.loop.ep_returns[-10:]
+                        lane.logger.log_train({"phase": "online", "step": step, "env_step": step,
+                                               "episodes": lane.loop.episode,
+                                               "train_return": float(np.mean(recent)) if recent else 0.0,
+                                               **lane_info})
             if step % cfg["eval_interval"] == 0 or step == cfg["steps"]:
-                loop.last_eval = eval_row(step)
-                bar.set_postfix(success=f"{loop.last_eval['success']:.2f}")
+                eval_rows(step)
+                bar.set_postfix_str(f"success={postfix()}")
             bar.update(1)
-            loop.online_step = step
-            if episode_ended and step < cfg["steps"]:
+            for lane in lanes:
+                lane.loop.online_step = step
+            if step < cfg["steps"]:
                 checkpoint()
-    atomic_write_text(run_dir / "status.json",
-                      json.dumps({"finished": True, "env_steps": cfg["steps"],
-                                  "wall_time_s": round(time.perf_counter() - start_time, 1),
-                                  "resumes": loop.resumes,
-                                  "compilations": compiles.summary()}) + "\n")
-    checkpointer.discard()  # status.json is the record of a finished run; results stay small
-    eval_envs.close()
-    return run_dir
+    wall = round(time.perf_counter() - start_time, 1)
+    for lane in lanes:  # every seed's record first, then the checkpoints go
+        atomic_write_text(lane.run_dir / "status.json",
+                          json.dumps({"finished": True, "env_steps": cfg["steps"], "wall_time_s": wall,
+                                      "resumes": lane.loop.resumes, "seeds_in_process": len(lanes),
+                                      "compilations": compiles.summary()}) + "\n")
+    for lane in lanes:
+        lane.checkpointer.discard()  # status.json is the record of a finished run; results stay small
+        lane.eval_envs.close()
+    return [lane.run_dir for lane in lanes]
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        cfg = config_lib.build_config(config_lib.parse_overrides(argv))
+        overrides = config_lib.parse_overrides(argv)
+        cfg = config_lib.build_config(overrides)
     except (config_lib.ConfigError, KeyError) as e:
         sys.exit(f"error: {e.args[0] if e.args else e}")
     from expo.envs.mimicgen import MimicGenUnavailable
 
     try:
-        run_dir = train(cfg)
+        run_dirs = train_seeds(group_configs(cfg, overrides))
     except (DatasetError, MimicGenUnavailable, CheckpointError) as e:  # one line naming the fix
         sys.exit(f"error: {' '.join(str(e).split())}")
-    print(f"wrote {run_dir}")
+    for run_dir in run_dirs:
+        print(f"wrote {run_dir}")
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ def test_train_job_records_a_failure_and_its_traceback(tmp_path, capfd):
                                    "results_dir": str(tmp_path)})
     run_dir = tmp_path / "run"
     with pytest.raises(Exception, match="asked for 100 demos"):
-        executors.TrainJob()(cfg, str(run_dir))
+        executors.TrainJob()([cfg], [str(run_dir)])
     status = json.loads((run_dir / "status.json").read_text())
     assert status["failed"] and not status["finished"]
     assert "Traceback (most recent call last)" in status["error"]
@@ -231,9 +231,40 @@ def test_train_job_records_a_failure_and_its_traceback(tmp_path, capfd):
 def test_train_job_checkpoint_resubmits_the_same_call(tmp_path):
     job = executors.TrainJob()
     cfg = {"seed": 3}
-    delayed = job.checkpoint(cfg, str(tmp_path))
-    assert delayed.function is job and delayed.args == (cfg, str(tmp_path)) and not delayed.kwargs
+    delayed = job.checkpoint([cfg], [str(tmp_path)])
+    assert delayed.function is job and delayed.args == ([cfg], [str(tmp_path)]) and not delayed.kwargs
     assert "requeued, resumes from" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.usefixtures("tiny_world")
+def test_a_seed_group_is_one_job_and_each_run_records_its_failure(tmp_path, capfd):
+    keys = {**{k: config_lib.parse_value(v) for k, v in
+               (kv.split("=", 1) for kv in tiny_keys(dataset__num_demos=100))},
+            "results_dir": str(tmp_path), "seeds_per_process": 2}
+    cfgs = [config_lib.build_config({**keys, "seed": seed}) for seed in (0, 1)]
+    run_dirs = [tmp_path / "seed_0", tmp_path / "seed_1"]
+    with pytest.raises(Exception, match="asked for 100 demos"):
+        executors.TrainJob()(cfgs, [str(d) for d in run_dirs])
+    for run_dir in run_dirs:
+        status = json.loads((run_dir / "status.json").read_text())
+        assert status["failed"] and "asked for 100 demos" in status["error"]
+    assert "seeds 0, 1 in one process" in (run_dirs[0] / "log.txt").read_text()
+    assert f"the output is in {run_dirs[0] / 'log.txt'}" in (run_dirs[1] / "log.txt").read_text()
+
+
+def test_runs_that_differ_only_in_seed_share_a_process_k_at_a_time(tmp_path):
+    def call(seed, k=2, **keys):
+        cfg = config_lib.build_config({"scale": "mini", "seed": seed, "seeds_per_process": k, **keys,
+                                       "results_dir": str(tmp_path)})
+        return cfg, tmp_path / f"{cfg['method']}_{seed}"
+
+    calls = [call(s) for s in range(5)] + [call(0, method="bc"), call(1, method="bc"),
+                                           call(5, **{"agent.N": 8})]
+    groups = executors.group_seeds(calls)
+    assert [[cfg["seed"] for cfg, _ in g] for g in groups] == [[0, 1], [2, 3], [4], [0, 1], [5]]
+    assert [g[0][0]["method"] for g in groups] == ["expo", "expo", "expo", "bc", "expo"]
+    # k = 1 (the default): a process per run
+    assert len(executors.group_seeds([call(s, k=1) for s in range(3)])) == 3
 
 
 def _attempt_times(run_dir: Path) -> tuple[str, str]:

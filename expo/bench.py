@@ -2,6 +2,7 @@
 
     python -m expo.bench [--methods expo,rlpd] [--only paper|mini] [--repeats 5]
     python -m expo.bench --eval [--eval-tasks lift,pen-binary-v0] [--eval-episodes 100] [--eval-scale mini]
+    python -m expo.bench --seeds 1,2,3 [--methods expo,rlpd] [--only paper|mini]
     python -m expo.bench --envs [--env-steps 1000] [--tasks lift,can]
 
 Default: per method and scale, the time from building the agent to the end of its first update
@@ -15,6 +16,9 @@ episode runs to the horizon) per task, run as training runs it (expo/evaluate.py
 side by side, one batched policy call per step): wall time, the parts spent in policy calls and in
 the simulator, and the policy part the same episodes would take step at a time (one call per
 environment step at the measured single-observation latency).
+
+--seeds 1,2,3: for each k, the update of k seeds as one vmapped call (seeds_per_process=k): seconds
+per call and seed-env-steps per second, against k = 1 (the ordinary update, unvmapped).
 
 --envs: every task's simulator speed (uniform random actions in one env, resets included).
 """
@@ -83,6 +87,29 @@ def bench_update(method: str, scale: str, repeats: int) -> dict:
             "update_compilations": compiles.of("update"), "cache_hits": compiles.cache_hits,
             "update_s": step, "update_min_s": min(times), "env_steps_per_s": 1.0 / step,
             "act_ms": 1000 * float(np.median(act_times))}
+
+
+def bench_seed_group(method: str, scale: str, k: int, repeats: int) -> dict:
+    """Throughput of k seeds' updates as one vmapped call (seeds_per_process=k, expo/seed_group.py):
+    seconds per call (one env step of every seed) and seed-env-steps per second."""
+    from expo.seed_group import SeedGroup
+
+    cfg = build_config({"method": method, "scale": scale, "task": "lift"})["agent"]
+    module = agent_module(method)
+    group = SeedGroup(module, k)
+    rng = np.random.default_rng(0)
+    extra = tuple(getattr(module, "EXTRA_FIELDS", {}))
+    agent = group.stack([build_agent(module, seed, OBS_DIM, ACT_DIM, cfg) for seed in range(k)])
+    times = []
+    for i in range(repeats + 1):
+        batches = [random_batch(rng, cfg["utd"], cfg["batch_size"], extra) for _ in range(k)]
+        t0 = time.perf_counter()
+        agent, info = group.update(agent, batches)
+        jax.block_until_ready(info)
+        if i:  # the first call compiles
+            times.append(time.perf_counter() - t0)
+    step = float(np.median(times))
+    return {"method": method, "scale": scale, "k": k, "update_s": step, "seed_steps_per_s": k / step}
 
 
 def bench_eval(task: str, episodes: int, width: int, scale: str = "paper",
@@ -187,6 +214,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["paper", "mini"])
     parser.add_argument("--methods", default="expo,rlpd", help="comma-separated methods")
+    parser.add_argument("--seeds", help="comma-separated k: throughput of k seeds updated by one "
+                        "vmapped call (seeds_per_process) instead, e.g. 1,2,3")
     parser.add_argument("--envs", action="store_true", help="simulator speed of every task instead")
     parser.add_argument("--env-steps", type=int, default=1000)
     parser.add_argument("--tasks", help="comma-separated tasks for --envs (default: all)")
@@ -223,6 +252,19 @@ def main() -> None:
                   f"{r['sim_s']:>7.1f} {r['policy_s']:>8.2f} "
                   f"{r['single_call_ms']:>8.2f} {r['step_at_a_time_policy_s']:>23.1f} "
                   f"{r['policy_speedup']:>6.1f}x", flush=True)
+        return
+    if args.seeds:
+        print(f"{'method':6} {'scale':6} {'k':>2} {'s per update call':>17} {'seed-env-steps/s':>16} "
+              f"{'vs k=1':>6}")
+        for method in args.methods.split(","):
+            for scale in [args.only] if args.only else ["mini", "paper"]:
+                single = None
+                for k in [int(k) for k in args.seeds.split(",")]:
+                    r = bench_seed_group(method, scale, k, args.repeats)
+                    single = single or (r["seed_steps_per_s"] if k == 1 else None)
+                    ratio = f"{r['seed_steps_per_s'] / single:>5.2f}x" if single else ""
+                    print(f"{method:6} {scale:6} {k:>2} {r['update_s']:>17.4f} "
+                          f"{r['seed_steps_per_s']:>16.2f} {ratio:>6}", flush=True)
         return
     print(f"matmul 2048^3 fp32: {matmul_gflops():.0f} GFLOP/s")
     print(f"{'method':6} {'scale':6} {'utd':>4} {'batch':>5} {'width':>5} {'first update s':>14} "

@@ -27,6 +27,11 @@ def _named_jit(function, name: str):
 
 
 @jax.jit
+def _stack_columns(columns):
+    return [jnp.stack(column) for column in columns]
+
+
+@jax.jit
 def _take(tree, i):
     return jax.tree_util.tree_map(lambda x: x[i], tree)
 
@@ -63,7 +68,7 @@ class SeedGroup:
         # what they compute but are distinct Python objects in each agent.
         treedef = jax.tree_util.tree_structure(agents[0])
         leaves = [jax.tree_util.tree_leaves(agent) for agent in agents]
-        return jax.tree_util.tree_unflatten(treedef, [jnp.stack(column) for column in zip(*leaves)])
+        return jax.tree_util.tree_unflatten(treedef, _stack_columns([list(c) for c in zip(*leaves)]))
 
     def lane(self, agent, i: int):
         """Seed i's agent, unstacked (evaluation, warm start and checkpoints use it)."""

@@ -9,8 +9,8 @@
   as the dataset has) fill the online buffer, without updates; their env steps are not counted in
   `steps` or `env_step` (train.csv logs them in one row of phase "warm_start").
 
-Checkpoints (expo/checkpoint.py) are taken every checkpoint_interval_s seconds at the points where
-the loop state is the whole state; `train` resumes from run_dir/checkpoint/ when it holds one, and
+Checkpoints (expo/checkpoint.py) are taken every checkpoint_interval_s seconds, between pretraining
+chunks or after an online step (a resumed run replays its unfinished episode); `train` resumes from run_dir/checkpoint/ when it holds one, and
 the resumed run writes the same CSVs as an uninterrupted one. The checkpoint is deleted when the run
 finishes; status.json records the finished run (and how often it was resumed).
 

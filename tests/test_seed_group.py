@@ -9,15 +9,14 @@ import pytest
 from baselines import rlpd
 from expo import buffers, config as config_lib
 from expo.agents import expo as expo_agent
-from expo.bench import random_batch
+from expo.bench import ACT_DIM, OBS_DIM, random_batch
 from expo.checkpoint import CheckpointError, RunCheckpointer
 from expo.envs import make_env
 from expo.protocol import get_task
 from expo.seed_group import SeedGroup
-from expo.train import EpisodeWriter, group_configs, main as train_main, replay_unfinished_episode, train, \
-    train_seeds
+from expo.train import EpisodeWriter, group_configs, replay_unfinished_episode, train, train_seeds
 from tests.conftest import read_rows
-from tests.test_checkpoint import CKPT, Interrupted, comparable, fail_on_call
+from tests.test_checkpoint import CKPT, Interrupted, comparable
 from tests.test_train import TINY
 
 pytestmark = pytest.mark.usefixtures("tiny_world")
@@ -126,11 +125,9 @@ def test_the_vmapped_update_and_acting_are_each_seeds_own():
                  "batch_size": 4}
     module.resolve_config(agent_cfg, get_task("lift"), "offline_to_online")
     group = SeedGroup(module, 2)
-    agents = [config_lib.build_agent(module, seed, 10, 4, agent_cfg) for seed in (5, 6)]
+    agents = [config_lib.build_agent(module, seed, OBS_DIM, ACT_DIM, agent_cfg) for seed in (5, 6)]
     rng = np.random.default_rng(0)
     batches = [random_batch(rng, agent_cfg["utd"], agent_cfg["batch_size"]) for _ in agents]
-    batches = [{k: v[..., :10] if "observations" in k else v[..., :4] if k == "actions" else v
-                for k, v in b.items()} for b in batches]
     stacked, info = group.update(group.stack(agents), batches)
     infos = group.infos(info)
     for i, (agent, batch) in enumerate(zip(agents, batches)):
@@ -140,13 +137,13 @@ def test_the_vmapped_update_and_acting_are_each_seeds_own():
             np.testing.assert_allclose(together, by_itself, rtol=1e-5, atol=1e-6)
         assert infos[i] == pytest.approx({k: float(v) for k, v in alone_info.items()}, rel=1e-4, abs=1e-6)
 
-    observations = [rng.normal(size=10).astype(np.float32) for _ in agents]
+    observations = [rng.normal(size=OBS_DIM).astype(np.float32) for _ in agents]
     keys = [jax.random.PRNGKey(7), jax.random.PRNGKey(8)]
     actions = group.act(group.stack(agents), observations, keys, step=9)
     for agent, obs, key, action in zip(agents, observations, keys, actions):
         alone = module.sample_actions(agent, obs[None], jax.random.fold_in(key, 9))[0]
         np.testing.assert_allclose(action, alone, rtol=1e-5, atol=1e-6)
-        assert action.shape == (4,)
+        assert action.shape == (ACT_DIM,)
 
 
 def test_group_settings_are_checked(tmp_path, capsys):

@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 ARGS ?=
 
-.PHONY: setup demo test test-fast figures bench data clean
+.PHONY: setup demo test test-heavy test-all figures bench data clean
 
 .venv/installed: pyproject.toml
 	python3 -m venv .venv
@@ -18,11 +18,17 @@ demo: setup
 	$(PY) experiments/launch.py figure=demo $(ARGS)
 	$(PY) -m analysis.figures --results results --out figures
 
+# The default suite. The heavier end-to-end checks (marker slow: a SIGKILLed run resumed, a local
+# grid through submitit, the figure pictures; marker slurm: a real single-node SLURM) run with
+# `make test-heavy`; CI runs both.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow and not slurm"
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+test-heavy: setup
+	$(PY) -m pytest -q -m "slow or slurm"
+
+test-all: setup
+	$(PY) -m pytest -q
 
 # Figures, Tables 1-2 and figures/REPORT.md from results/ only (tables first: the report shows them).
 figures: setup

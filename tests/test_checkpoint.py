@@ -24,6 +24,8 @@ from tests.test_train import TINY
 ROOT = Path(__file__).resolve().parents[1]
 # A checkpoint at every chance, so that every interruption below has one to resume from.
 CKPT = {**TINY, "checkpoint_interval_s": 0}
+# The uninterrupted references need none (a checkpoint costs ~0.2 s and changes nothing computed).
+NO_CKPT = {"checkpoint_interval_s": 3600}
 # Cal-QL at the sizes of tests/test_calql.py
 CALQL = {key: value for key, value in CKPT.items() if not key.startswith("agent.")}
 CALQL.update({"pretrain_steps": 20, "pretrain_chunk": 10, "agent.hidden_dims": (16, 16),
@@ -65,7 +67,7 @@ def status(run_dir):
 
 def test_interrupted_in_pretraining_and_online_gives_the_uninterrupted_csvs(tmp_path, monkeypatch, capsys):
     overrides = {"seed": 4, "pretrain_steps": 60}
-    reference = train(build(tmp_path / "a", **overrides))
+    reference = train(build(tmp_path / "a", **overrides, **NO_CKPT))
 
     cfg = build(tmp_path / "b", **overrides)
     with monkeypatch.context() as m:  # pre-empted during the third pretraining chunk
@@ -105,7 +107,7 @@ def test_fig8_run_without_offline_data_warm_starts_and_resumes_exactly(tmp_path,
     original_sample_stacked = buffers.sample_stacked
     with monkeypatch.context() as m:
         m.setattr(buffers, "sample_stacked", recording_sample_stacked)
-        reference = train(build(tmp_path / "a", **overrides))
+        reference = train(build(tmp_path / "a", **overrides, **NO_CKPT))
     # pretraining: 2 chunks from the offline store; then 24 online updates from the online buffer only
     assert sampled_from == [(buffers.TransitionStore,)] * 2 + [(buffers.ReplayBuffer,)] * 24
     train_rows = read_rows(reference / "train.csv")
@@ -253,7 +255,7 @@ def start_run(env, overrides, log_path):
 @pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_same_csvs(tmp_path, tmp_path_factory):
     overrides = {**CKPT, "seed": 5, "steps": 60}
-    reference = train(config_lib.build_config({**overrides, "results_dir": str(tmp_path / "a")}))
+    reference = train(config_lib.build_config({**overrides, **NO_CKPT, "results_dir": str(tmp_path / "a")}))
 
     # the processes train in the same tiny world (tests/tiny_world_site), on the same data file
     env = tiny_world_env(tmp_path_factory.getbasetemp() / "data_root")

@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission
 
-from expo.checkpoint import comparable_config
+from expo.checkpoint import config_without_seed
 from expo.logger import atomic_write_text
 
 JOB_RECORD = "job.json"
@@ -93,16 +93,10 @@ Call = tuple[dict, Path]  # (a run's config, its run directory)
 def group_seeds(calls: list[Call]) -> list[list[Call]]:
     """The processes that run `calls`: runs that differ only in their seed together, at most
     seeds_per_process of them, in the order of the calls; every other run alone."""
-    def without_seed(cfg: dict) -> str:
-        data = comparable_config(cfg)
-        data.pop("seed")
-        data["dataset"].pop("seed")
-        return json.dumps(data, sort_keys=True)
-
     open_groups: dict[str, list[Call]] = {}
     groups: list[list[Call]] = []
     for cfg, run_dir in calls:
-        key = without_seed(cfg)
+        key = json.dumps(config_without_seed(cfg), sort_keys=True)
         group = open_groups.get(key)
         if group is None or len(group) >= cfg["seeds_per_process"]:
             group = open_groups[key] = []

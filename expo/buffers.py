@@ -64,13 +64,18 @@ class ReplayBuffer(TransitionStore):
         self._next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def recent_rows(self, n: int) -> np.ndarray:
+        """The indices of the n most recently added rows, oldest first (ring-aware)."""
+        if not 0 <= n <= self.size:
+            raise ValueError(f"cannot take {n} rows of a buffer holding {self.size}")
+        return (self._next - n + np.arange(n)) % self.capacity
+
     def write_recent(self, field: str, values: np.ndarray) -> None:
-        """Set `field` of the len(values) most recently added rows, oldest first (ring-aware)."""
+        """Set `field` of the len(values) most recently added rows, oldest first."""
         values = np.asarray(values, dtype=np.float32)
         if not 0 < len(values) <= self.size:
             raise ValueError(f"cannot write {len(values)} rows of a buffer holding {self.size}")
-        idx = (self._next - len(values) + np.arange(len(values))) % self.capacity
-        self.data[field][idx] = values
+        self.data[field][self.recent_rows(len(values))] = values
 
     def contents(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         """What rebuilds this buffer exactly (a checkpoint): copies of the filled rows of every field,

@@ -69,6 +69,15 @@ def comparable_config(cfg: dict) -> dict:
     return data
 
 
+def config_without_seed(cfg: dict) -> dict:
+    """comparable_config without the run seed (and the data seed it defaults to): equal for the runs
+    that one process may train together (expo/seed_group.py)."""
+    data = comparable_config(cfg)
+    data.pop("seed")
+    data["dataset"] = {k: v for k, v in data["dataset"].items() if k != "seed"}
+    return data
+
+
 class RunCheckpointer:
     """Saves and restores one run's checkpoint under run_dir/checkpoint/."""
 

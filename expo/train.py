@@ -10,8 +10,9 @@
   `steps` or `env_step` (train.csv logs them in one row of phase "warm_start").
 
 Checkpoints (expo/checkpoint.py) are taken every checkpoint_interval_s seconds, between pretraining
-chunks or after an online step (a resumed run replays its unfinished episode); `train` resumes from run_dir/checkpoint/ when it holds one, and
-the resumed run writes the same CSVs as an uninterrupted one. The checkpoint is deleted when the run
+chunks or after an online step (a resumed run replays its unfinished episode); `train` resumes from
+run_dir/checkpoint/ when it holds one, and the resumed run writes the same CSVs as an uninterrupted
+one. The checkpoint is deleted when the run
 finishes; status.json records the finished run (and how often it was resumed).
 
 seeds_per_process=k trains seeds seed, ..., seed + k - 1 in this process (expo/seed_group.py): one
@@ -34,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from expo import buffers, compilation, config as config_lib, protocol
-from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer, comparable_config
+from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer, config_without_seed
 from expo.data import DatasetError, load_task_dataset
 from expo.env_pool import make_eval_envs
 from expo.envs import dataset_maker_kwargs, make_env
@@ -109,8 +110,7 @@ def replay_unfinished_episode(env, writer: EpisodeWriter, online: buffers.Replay
     CheckpointError when a replayed observation differs from the stored one (a simulator that is
     not deterministic here), rather than continue a run that would differ from an uninterrupted one."""
     obs, _ = env.reset(seed=reset_seed)
-    rows = (online._next - steps + np.arange(steps)) % online.capacity
-    for i in rows:
+    for i in online.recent_rows(steps):
         stored = online.data["observations"][i]
         if not np.array_equal(np.asarray(obs, np.float32), stored):
             raise CheckpointError(
@@ -168,15 +168,9 @@ def group_configs(cfg: dict, overrides: dict) -> list[dict]:
 
 
 def _check_group(cfgs: list[dict]) -> None:
-    def without_seed(cfg):
-        data = comparable_config(cfg)
-        data.pop("seed")
-        data["dataset"] = {k: v for k, v in data["dataset"].items() if k != "seed"}
-        return data
-
     if not 1 <= len(cfgs) <= cfgs[0]["seeds_per_process"]:  # fewer: the rest of a grid's seeds
         raise ValueError(f"{len(cfgs)} configs for seeds_per_process={cfgs[0]['seeds_per_process']}")
-    if any(without_seed(c) != without_seed(cfgs[0]) for c in cfgs[1:]):
+    if any(config_without_seed(c) != config_without_seed(cfgs[0]) for c in cfgs[1:]):
         raise ValueError("runs trained in one process must differ only in their seed")
     if len({c["seed"] for c in cfgs}) != len(cfgs):
         raise ValueError(f"runs trained in one process need distinct seeds, got {[c['seed'] for c in cfgs]}")

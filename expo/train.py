@@ -226,7 +226,11 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
     saved = [lane.checkpointer.steps() for lane in lanes]
     resume_step = min(s[-1] for s in saved) if all(saved) else None
     if resume_step is not None and not all(resume_step in s for s in saved):
-        resume_step = None  # cannot happen with saves in order; start again rather than mix states
+        # Saves in order always leave a common step; never mix states or drop work silently.
+        raise CheckpointError(
+            f"the checkpoints of seeds {', '.join(str(lane.seed) for lane in lanes)} share no step "
+            f"(steps {saved}); delete {', '.join(str(lane.checkpointer.directory) for lane in lanes)} "
+            f"to restart these runs from the beginning")
     positions = [None] * len(lanes)
     for i, lane in enumerate(lanes):
         if resume_step is not None:

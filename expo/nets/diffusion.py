@@ -85,6 +85,29 @@ def broadcast_rows(embedding, like):
     return jnp.broadcast_to(embedding, (like.shape[0], embedding.shape[-1]))
 
 
+class ConcatDense(nn.Module):
+    """nn.Dense applied to concat(parts, -1), computed part by part: sum_i x_i W_i + b, where W_i
+    are the rows of the one kernel that meet part i. A part with a single row (the time embedding
+    when the sampler passes one step for the whole batch) is multiplied once and broadcast instead
+    of once per row: 2 x 256 x 256 FLOP less per row of the paper's noise network, ~4% of a paper
+    EXPO update. Parameters ("kernel" [sum of part widths, features], "bias") and their
+    initialisation are nn.Dense's, so a module named like the Dense it replaces has the same
+    weights for the same key."""
+    features: int
+    kernel_init: Callable = default_init()
+
+    @nn.compact
+    def __call__(self, *parts):
+        widths = [part.shape[-1] for part in parts]
+        kernel = self.param("kernel", self.kernel_init, (sum(widths), self.features), jnp.float32)
+        out = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        start = 0
+        for part, width in zip(parts, widths):
+            out = out + part @ kernel[start:start + width]
+            start += width
+        return out
+
+
 class NoisePredictor(nn.Module):
     """eps_theta(s, a_t, t): IDQL's LN-ResNet with a learned time embedding."""
     action_dim: int
@@ -98,13 +121,13 @@ class NoisePredictor(nn.Module):
     def __call__(self, observations, noisy_actions, t, training: bool = False):
         t_emb = FourierFeatures(self.time_dim)(t.astype(jnp.float32))
         t_emb = MLP((2 * self.time_dim, 2 * self.time_dim), activation=nn.swish)(t_emb, training)
-        x = jnp.concatenate([noisy_actions, observations, broadcast_rows(t_emb, noisy_actions)],
-                            axis=-1)
-        x = nn.Dense(self.width, kernel_init=default_init())(x)
+        # The names are those flax gives two nn.Dense in this order (Dense_0 on concat(a_t, s,
+        # t_emb), Dense_1 at the output): same parameter tree and initial weights as before.
+        x = ConcatDense(self.width, name="Dense_0")(noisy_actions, observations, t_emb)
         for _ in range(self.num_blocks):
             x = ResidualBlock(self.width, nn.swish, self.use_layer_norm, self.dropout_rate)(x, training)
         x = nn.swish(x)
-        return nn.Dense(self.action_dim, kernel_init=default_init())(x)
+        return nn.Dense(self.action_dim, kernel_init=default_init(), name="Dense_1")(x)
 
 
 def sinusoidal_embedding(t: jnp.ndarray, dim: int) -> jnp.ndarray:

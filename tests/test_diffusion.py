@@ -181,6 +181,42 @@ def test_one_step_for_the_batch_equals_the_step_on_every_row():
             np.testing.assert_allclose(once, per_row, rtol=1e-5, atol=1e-6)  # float rounding
 
 
+def test_concat_dense_is_dense_on_the_concatenation_with_its_parameters():
+    """ConcatDense(parts) = nn.Dense(concat(parts)) with the same kernel and bias, a one-row part
+    broadcast to every row; inside MLP and the noise networks it keeps nn.Dense's parameter tree
+    and initial weights (checkpoints and seeds mean what they meant before)."""
+    import flax.linen as nn
+    from expo.nets.mlp import MLP, ConcatDense, default_init
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+    s = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
+    t_row = jax.random.normal(jax.random.PRNGKey(2), (1, 6))
+    whole = jnp.concatenate([a, s, jnp.broadcast_to(t_row, (5, 6))], -1)
+    dense, split = nn.Dense(8, kernel_init=default_init()), ConcatDense(8)
+    p_dense = dense.init(jax.random.PRNGKey(3), whole)
+    p_split = split.init(jax.random.PRNGKey(3), a, s, t_row)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, p_split, p_dense)
+    # bias 0 at init: give it a value so that it is checked too
+    p_dense = jax.tree_util.tree_map(lambda x: x + 0.5, p_dense)
+    kernel = np.asarray(p_dense["params"]["kernel"], np.float64)
+    expected = np.asarray(whole, np.float64) @ kernel + 0.5
+    np.testing.assert_allclose(split.apply(p_dense, a, s, t_row), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dense.apply(p_dense, whole), expected, rtol=1e-5, atol=1e-5)
+
+    mlp = MLP((8, 8, 2), use_layer_norm=True)
+    p_parts = mlp.init(jax.random.PRNGKey(4), (a, s, t_row))
+    p_whole = mlp.init(jax.random.PRNGKey(4), whole)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, p_parts, p_whole)
+    np.testing.assert_allclose(mlp.apply(p_parts, (a, s, t_row)), mlp.apply(p_whole, whole),
+                               rtol=1e-5, atol=1e-6)
+    assert set(p_parts["params"]) == {"Dense_0", "Dense_1", "Dense_2", "LayerNorm_0", "LayerNorm_1"}
+    net = diffusion.NoisePredictor(3, width=16, num_blocks=2, time_dim=8)
+    params = net.init(jax.random.PRNGKey(5), s, a, jnp.zeros((5, 1)))["params"]
+    assert {"Dense_0", "Dense_1", "FourierFeatures_0", "MLP_0", "ResidualBlock_0",
+            "ResidualBlock_1"} == set(params)
+    assert params["Dense_0"]["kernel"].shape == (3 + 4 + 16, 16)
+
+
 def test_ddpm_sample_shape_range_and_seeding():
     s = diffusion.vp_schedule(3)
 

@@ -15,7 +15,7 @@ steps, one base-policy and one edit-policy update), env-steps/s of learning, and
 episode runs to the horizon) per task, run as training runs it (expo/evaluate.py: W environments
 side by side, one batched policy call per step): wall time, the parts spent in policy calls and in
 the simulator, and the policy part the same episodes would take step at a time (one call per
-environment step at the measured single-observation latency).
+environment step at the policy's time per call in a one-environment evaluation of a few episodes).
 
 --seeds 1,2,3: for each k, the update of k seeds as one vmapped call (seeds_per_process=k): seconds
 per call and seed-env-steps per second, against k = 1 (the ordinary update, unvmapped).
@@ -113,9 +113,11 @@ def bench_seed_group(method: str, scale: str, k: int, repeats: int) -> dict:
 
 
 def bench_eval(task: str, episodes: int, width: int, scale: str = "paper",
-               workers: int = 0) -> dict:
+               workers: int = 0, sequential_episodes: int = 3) -> dict:
     """One E-episode evaluation as the training loop runs it, with the untrained EXPO policy of
-    that scale, timed by part; and the single-observation latency of the same policy."""
+    that scale, timed by part; and the step-at-a-time policy cost, from the same evaluation run in
+    one environment (W = 1) for a few episodes: the policy's time per call there, with the
+    simulator stepping between calls as it does in a real sequential evaluation."""
     from expo.env_pool import make_eval_envs
     from expo.envs import make_env
     from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
@@ -124,40 +126,40 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper",
     module = agent_module("expo")
     cfg = build_config({"method": "expo", "scale": scale, "task": task})["agent"]
     agent = build_agent(module, 0, spec.obs_dim, spec.act_dim, cfg)
+    policy = as_numpy_policy(per_row_policy(module.sample_actions), agent)
+
+    def timed_evaluation(envs, num_episodes):
+        policy(np.zeros((len(envs), spec.obs_dim), np.float32),  # compiled before the clock
+               jax.random.split(jax.random.PRNGKey(0), len(envs)))
+        policy_s, calls = 0.0, 0
+
+        def timed(observations, keys):
+            nonlocal policy_s, calls
+            t = time.perf_counter()
+            actions = policy(observations, keys)
+            policy_s += time.perf_counter() - t
+            calls += 1
+            return actions
+
+        t0 = time.perf_counter()
+        result = evaluate(envs, timed, jax.random.PRNGKey(1), num_episodes, run_seed=0,
+                          metric=spec.metric)
+        return result, time.perf_counter() - t0, policy_s, calls
+
     t0 = time.perf_counter()
     envs = make_eval_envs(functools.partial(make_env, spec, 1), width, workers)
     make_s = time.perf_counter() - t0
-    policy = as_numpy_policy(per_row_policy(module.sample_actions), agent)
-    policy(np.zeros((width, spec.obs_dim), np.float32),
-           jax.random.split(jax.random.PRNGKey(0), width))
-    one = np.zeros((1, spec.obs_dim), np.float32)  # step at a time: the same policy, one row
-    policy(one, jax.random.split(jax.random.PRNGKey(0), 1))
-    # Keys are made before the clock starts, as evaluate() makes them outside the policy call.
-    one_keys = [jax.random.split(jax.random.PRNGKey(i), 1) for i in range(100)]
-    latencies = []
-    for keys in one_keys:
-        t0 = time.perf_counter()
-        policy(one, keys)
-        latencies.append(time.perf_counter() - t0)
-    policy_s, calls = 0.0, 0
-
-    def timed(observations, keys):
-        nonlocal policy_s, calls
-        t = time.perf_counter()
-        actions = policy(observations, keys)
-        policy_s += time.perf_counter() - t
-        calls += 1
-        return actions
-
-    t0 = time.perf_counter()
-    result = evaluate(envs, timed, jax.random.PRNGKey(1), episodes, run_seed=0, metric=spec.metric)
-    wall = time.perf_counter() - t0
+    result, wall, policy_s, calls = timed_evaluation(envs, episodes)
     envs.close()
+    one_env = make_eval_envs(functools.partial(make_env, spec, 1), 1, 0)
+    _, _, one_policy_s, one_calls = timed_evaluation(one_env, min(sequential_episodes, episodes))
+    one_env.close()
     env_steps = result["episode_length"] * episodes
-    sequential_policy_s = env_steps * float(np.median(latencies))
+    single_call_s = one_policy_s / one_calls
+    sequential_policy_s = env_steps * single_call_s
     return {"task": task, "scale": scale, "episodes": episodes, "width": width, "workers": workers,
-            "env_steps": int(env_steps), "make_s": make_s, "wall_s": wall, "policy_s": policy_s, "policy_calls": calls,
-            "sim_s": wall - policy_s, "single_call_ms": 1000 * float(np.median(latencies)),
+            "env_steps": int(env_steps), "make_s": make_s, "wall_s": wall, "policy_s": policy_s,
+            "policy_calls": calls, "sim_s": wall - policy_s, "single_call_ms": 1000 * single_call_s,
             "step_at_a_time_policy_s": sequential_policy_s,
             "policy_speedup": sequential_policy_s / policy_s}
 

@@ -108,6 +108,9 @@ def test_bench_eval_counts_one_batched_call_per_step():
     assert r["policy_calls"] == 2 * horizon
     assert r["sim_s"] > 0 and r["policy_s"] > 0
     assert r["sim_s"] + r["policy_s"] == pytest.approx(r["wall_s"])
+    # step at a time: every env step at the per-call time of a one-environment evaluation
+    assert r["single_call_ms"] > 0
+    assert r["step_at_a_time_policy_s"] == pytest.approx(r["env_steps"] * r["single_call_ms"] / 1e3)
 
 
 def test_process_envs_step_their_slots_in_order():

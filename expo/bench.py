@@ -159,7 +159,8 @@ def bench_eval(task: str, episodes: int, width: int, scale: str = "paper",
     sequential_policy_s = env_steps * single_call_s
     return {"task": task, "scale": scale, "episodes": episodes, "width": width, "workers": workers,
             "env_steps": int(env_steps), "make_s": make_s, "wall_s": wall, "policy_s": policy_s,
-            "policy_calls": calls, "sim_s": wall - policy_s, "single_call_ms": 1000 * single_call_s,
+            "policy_calls": calls, "single_calls": one_calls, "sim_s": wall - policy_s,
+            "single_call_ms": 1000 * single_call_s,
             "step_at_a_time_policy_s": sequential_policy_s,
             "policy_speedup": sequential_policy_s / policy_s}
 

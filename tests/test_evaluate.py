@@ -108,8 +108,9 @@ def test_bench_eval_counts_one_batched_call_per_step():
     assert r["policy_calls"] == 2 * horizon
     assert r["sim_s"] > 0 and r["policy_s"] > 0
     assert r["sim_s"] + r["policy_s"] == pytest.approx(r["wall_s"])
-    # step at a time: every env step at the per-call time of a one-environment evaluation
-    assert r["single_call_ms"] > 0
+    # step at a time: every env step at the per-call time of a real one-environment evaluation
+    # (3 episodes run to the horizon, one single-row call per step)
+    assert r["single_calls"] == 3 * horizon and r["single_call_ms"] > 0
     assert r["step_at_a_time_policy_s"] == pytest.approx(r["env_steps"] * r["single_call_ms"] / 1e3)
 
 

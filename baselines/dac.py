@@ -34,7 +34,11 @@ from scratch; both on the loop's 50/50 offline/online minibatches (utd full upda
 Other differences: the noise network is the suite's shared LN-ResNet (expo/nets/diffusion.py) instead
 of DAC's 3x256 mish MLP with fixed sinusoidal time features; the shared DDPM sampler clips the
 action after every step, where DAC clips the predicted a_0 inside the posterior mean; rewards follow
-the suite's protocol (r - 1 on antmaze) rather than DAC's reward_tune.
+the suite's protocol (r - 1 on antmaze) rather than DAC's reward_tune. Pretraining runs the
+protocol's steps (Table 1: 200k robomimic, 500k antmaze; EXPO's offline budget) where DAC's
+main.py:22 (at e254357) trains 2M offline steps; the cosine decay keeps DAC's 2M horizon. After
+pretraining the policy acts and updates run from online step 1, as main.py:140-158 fine-tunes
+(sample_actions, insert, update at every step): no random-action warm-up.
 """
 from __future__ import annotations
 
@@ -91,7 +95,8 @@ def get_config() -> dict[str, Any]:
         "deviations": (
             "offline method run online by continuing the same objective (both settings, 50/50 "
             "minibatches); noise network = the suite's LN-ResNet instead of DAC's mish MLP; shared "
-            "DDPM sampler (clips each step) instead of DAC's x0-clipping sampler; protocol rewards"
+            "DDPM sampler (clips each step) instead of DAC's x0-clipping sampler; protocol rewards; "
+            "pretraining: the protocol's steps instead of DAC's 2M"
         ),
     }
 

@@ -21,12 +21,13 @@ Per update (authors' code, BellmanTimeHut/DIPO agent/DiPo.py, main.py defaults):
 - one update per environment step (updates_per_step = 1), batch 256.
 
 Adaptations to the suite (also listed under agent.deviations in every config):
-- The authors write the improved actions back to a separate action memory, so an action is
-  improved again each time it is sampled (its improvement accumulates across updates). A pure
-  update(batch) cannot write into the replay buffers, so each sampled transition is improved
-  afresh from its stored (dataset or executed) action, 20 steps per update. In the online setting
-  with offline data both halves of the 50/50 batch are improved and imitated: the offline data are
-  part of DIPO's memory, exactly as the executed actions are.
+- Each sampled transition is improved afresh from its stored (dataset or executed) action, 20
+  steps per update. The authors' code does the same in effect: its write-back of the improved
+  actions is a no-op (agent/replay_memory.py:77-78 at c6d8d1b: np.copyto into
+  self.best_actions[idxs], a fancy-indexed COPY), so every sample restarts from the executed
+  action. In the online setting with offline data both halves of the 50/50 batch are improved and
+  imitated: the offline data are part of DIPO's memory here, where the code's action memory holds
+  the executed actions only.
 - The critic and the action gradient use the same minibatch (the code samples the action memory
   independently of the replay batch); with utd > 1 each of the utd minibatches gets the full
   DIPO step (critic, action gradient, actor, targets), as the code's train(iterations) loop does.
@@ -38,7 +39,9 @@ Adaptations to the suite (also listed under agent.deviations in every config):
   with std 1 / (2 sqrt(fan_in)).
 - The authors' rewards/masks are used as the suite's protocol gives them (the code's mask is
   gamma * (1 - done); here discount * mask, the same product), and start_training is the
-  protocol's (the code uses 10000 random steps on MuJoCo).
+  protocol's (the code uses 10000 random steps on MuJoCo). DIPO is an online method: in the
+  offline-to-online setting (the suite's adaptation) it follows the rule of every pretraining
+  run, no random steps after pretraining.
 """
 from __future__ import annotations
 
@@ -83,9 +86,9 @@ def get_config() -> dict[str, Any]:
         "utd": 1,
         "batch_size": 256,
         "deviations": (
-            "improved actions are recomputed from the stored action each update (no write-back "
-            "action memory) for both offline and online halves of the batch; critic and action "
-            "gradient share one minibatch; pretraining = critic TD as online + BC on dataset "
+            "the action memory holds the offline data too (both halves of the 50/50 batch are "
+            "improved from their stored action, as the code's no-op write-back also restarts "
+            "from it); critic and action gradient share one minibatch; pretraining = critic TD as online + BC on dataset "
             "actions; flax default initialisation; protocol start_training"),
     }
 

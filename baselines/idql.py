@@ -29,10 +29,13 @@ Adaptations to the suite's settings (saved in every config under agent.deviation
 - online RL with offline data (no pretraining): a critic-only update would leave the diffusion
   policy at its random initialisation, so the actor is trained by BC on the same 50/50 minibatches
   as the critic (train_actor_online = True, the authors' full offline step on the mixed batch);
-- the pretraining minibatch is agent.batch_size (256) for both phases: the authors use 512 offline
-  (the loop passes one batch size to both phases);
-- the first start_training online steps take uniform random actions (the loop's rule); the authors
-  act with the pretrained policy for their 5000 warm-up steps and only delay the updates.
+- pretraining length and minibatch: the protocol's pretraining steps (Table 1: 200k robomimic,
+  500k antmaze) at agent.batch_size 256, the same offline budget as EXPO's; the authors pretrain
+  3M steps at batch 512 (launcher/examples/train_ddpm_iql_offline.py:17-18 at 7582571);
+- fine-tuning start as the authors: the pretrained policy acts from online step 1 and the critic
+  updates wait for 5000 steps (i > online_start_training: train_ddpm_iql_finetune.py:25 and
+  examples/states/train_diffusion_offline.py:99,122; expo/config.py METHODS["idql"]
+  "after_pretraining": start_training 5001, warmup_acts policy).
 """
 from __future__ import annotations
 
@@ -82,8 +85,8 @@ def get_config() -> dict[str, Any]:
         "deviations": (
             "online setting (no pretraining): the diffusion actor is BC-trained on the 50/50 online "
             "minibatches with the critic (the authors fine-tune the critic only, which is kept in "
-            "offline_to_online); pretraining minibatch 256 instead of the authors' 512; the first "
-            "start_training online steps act uniformly at random (authors: the pretrained policy)"
+            "offline_to_online); pretraining: the protocol's steps at minibatch 256 instead of the "
+            "authors' 3M steps at 512"
         ),
     }
 

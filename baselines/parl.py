@@ -28,12 +28,19 @@ agents/continuous/action_optimization.py, parl_calql.py, cql.py, train.py):
   (distillation) UTD 1 per environment step (train.py flag defaults), so utd defaults to 1.
 
 Adaptations to the suite (also in get_config()["deviations"], saved in every run's config):
-- critic: the suite's LayerNorm MSE ensemble (expo/nets/ensemble.py) instead of the code's
-  distributional (128 bins on [-100, 0]) critic; num_min_qs from the protocol (antmaze 1). The code's
+- critic: the suite's LayerNorm MSE ensemble (expo/nets/ensemble.py: relu, independent heads,
+  flax's initialisation) instead of the code's distributional (128 bins on [-100, 0]) critic with
+  swish, one output layer shared by the heads and orthogonal initialisation at scale 1e-2; num_min_qs from the protocol (antmaze 1). The code's
   CQL weight 0.005 multiplies a cross-entropy loss and does not carry over to an MSE loss, so the CQL
   weight is Cal-QL's own for an MSE critic (antmaze 5, otherwise 1; no Lagrange tuning) and applies
   to every head (the code subsamples 2);
-- reward as the protocol gives it (r - 1 on antmaze, as the PA-RL command's reward_bias = -1);
+- reward as the protocol gives it (r - 1 on antmaze, as the PA-RL command's reward_bias = -1;
+  {0, 1} on robomimic/mimicgen, {-1, 0} on adroit). The CQL weight above is Cal-QL's, which Cal-QL
+  applies to rewards scaled by 10 (10 r - 5 on antmaze, 10 r + 5 on adroit). The CQL term is linear
+  in the scale of Q and the TD loss quadratic, so on the protocol's unscaled rewards the
+  conservative term is about 10x stronger relative to TD than in Cal-QL. Kept on purpose: PA-RL's
+  own runs use unscaled rewards, and no weight for an MSE critic on that scale is published;
+  agent.cql_alpha=0.1 (antmaze 0.5) restores Cal-QL's relative strength;
 - Monte-Carlo returns for the Cal-QL bound: discounted return-to-go inside each episode; an episode
   cut by the time limit continues its last reward forever (r / (1 - gamma)), which is Cal-QL's
   value for all-failure sparse-reward episodes; online rows hold -inf (no bound) until their episode
@@ -46,7 +53,9 @@ Adaptations to the suite (also in get_config()["deviations"], saved in every run
 - distillation target: the best optimized action (distill_argmax=True, as the PA-RL description
   says); the code's default samples the target from softmax(Q) over the candidates
   (distill_argmax=False reproduces it).
-In the online setting (no pretraining) the same objective simply starts from scratch.
+In the online setting (no pretraining) the same objective simply starts from scratch. After
+pretraining the PA-RL policy collects from the first online step (train.py:905-919 at a26a192:
+env_data_collection_policy_fn is the agent's own policy), so no random-action warm-up.
 """
 from __future__ import annotations
 
@@ -103,9 +112,11 @@ def get_config() -> dict[str, Any]:
         "utd": 1,
         "batch_size": 256,
         "deviations": (
-            "MSE LayerNorm 10-head ensemble with protocol num_min_qs instead of the distributional "
-            "Cal-QL critic; CQL weight Cal-QL's MSE value (antmaze 5, else 1) on all heads instead "
-            "of 0.005 on a cross-entropy loss; time-limited episodes' MC return continues the last "
+            "MSE LayerNorm 10-head ensemble (relu, independent heads, flax init) with protocol "
+            "num_min_qs instead of the distributional Cal-QL critic (swish, shared output layer, "
+            "orthogonal init); CQL weight Cal-QL's MSE value (antmaze 5, else 1) on all heads instead "
+            "of 0.005 on a cross-entropy loss, applied to unscaled protocol rewards (Cal-QL scales "
+            "them by 10, so the CQL term is ~10x stronger relative to TD); time-limited episodes' MC return continues the last "
             "reward; imitation and critic pretraining run jointly; one distillation step on the "
             "last critic minibatch per env step; VP diffusion schedule, no EMA; distillation "
             "target = best optimized action (code default samples softmax(Q))"

@@ -25,7 +25,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "scale": "paper",
     "steps": None,                   # online environment steps; None -> protocol (train_steps)
     "pretrain_steps": None,          # None -> protocol (offline_to_online only)
-    "start_training": None,          # None -> protocol: random-action steps before updates
+    "start_training": None,          # None -> 0 after pretraining, else protocol: steps before updates
+    # What acts during those first start_training steps: "random" (uniform actions, runs from
+    # scratch) or "policy" (the pretrained policy acts, only the updates wait: IDQL's fine-tuning).
+    "warmup_acts": "random",
     "eval_interval": None,           # None -> protocol
     "eval_episodes": None,           # None -> protocol
     # Evaluation environments stepped side by side, one batched policy call per step (expo/
@@ -104,7 +107,13 @@ METHODS: dict[str, dict[str, Any]] = {
     },
     # Baselines (one file each under baselines/). RLPD never pretrains (PAPER.md, Settings).
     "rlpd": {"agent": "baselines.rlpd", "overrides": {"pretrain_steps": 0}},
-    "idql": {"agent": "baselines.idql", "overrides": {}},
+    # IDQL's fine-tuning acts with the pretrained policy from online step 1 and runs the critic
+    # updates only while i > online_start_training = 5000 (launcher/examples/
+    # train_ddpm_iql_finetune.py:25 and the online loop of examples/states/
+    # train_diffusion_offline.py at 7582571): first update at step 5001 (the loop updates when
+    # step >= start_training).
+    "idql": {"agent": "baselines.idql", "overrides": {},
+             "after_pretraining": {"start_training": 5_001, "warmup_acts": "policy"}},
     # Cal-QL fine-tunes from its pretrained policy: no random-action steps (authors' code).
     "calql": {"agent": "baselines.calql", "overrides": {"start_training": 0}},
     # Fig. 8: Cal-QL pretraining, then plain SAC fine-tuning (no CQL term online).
@@ -247,7 +256,22 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
         cfg["pretrain_steps"] = 0
     if cfg["steps"] is None:
         cfg["steps"] = spec.train_steps
-    for key in ("start_training", "eval_interval", "eval_episodes"):
+    if cfg["start_training"] is None:
+        # After pretraining, no random actions: the pretrained policy acts from online step 1 and,
+        # unless the method's own script delays them (METHODS[...]["after_pretraining"]), updates
+        # start at once. Every offline-to-online script of the EXPO authors passes
+        # --start_training 0 (scripts/expo_*/*_pretrain.sh; the loops take random actions only
+        # while i < start_training: train_robo.py:219-222, train_finetuning.py:176-177 at bbd5713);
+        # each baseline's docstring names its own script. The protocol's random-action steps are
+        # for runs that start from scratch (online RL with offline data).
+        if cfg["pretrain_steps"] > 0:
+            after = {"start_training": 0, **METHODS[method].get("after_pretraining", {})}
+            for key, value in after.items():
+                if key == "start_training" or overrides.get(key) is None:
+                    cfg[key] = value
+        else:
+            cfg["start_training"] = spec.start_training
+    for key in ("eval_interval", "eval_episodes"):
         if cfg[key] is None:
             cfg[key] = getattr(spec, key)
     if cfg["dataset"]["name"] is None:
@@ -269,6 +293,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
     for key in ("eval_interval", "eval_episodes", "pretrain_chunk"):
         if cfg[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg["warmup_acts"] not in ("random", "policy"):
+        raise ConfigError(f"warmup_acts must be random or policy, got {cfg['warmup_acts']!r}")
     if cfg["seeds_per_process"] < 1:
         raise ConfigError(f"seeds_per_process must be >= 1, got {cfg['seeds_per_process']}")
     if cfg["eval_envs"] < 1:

@@ -41,7 +41,10 @@ class TaskSpec:
     pretrain_steps: int         # base-policy imitation steps in offline-to-online (Table 1)
     num_min_qs: int             # critic subset size for the target min (code: antmaze 1)
     edit_dropout: float         # edit-policy dropout (Table 1: Adroit 0.1)
-    start_training: int         # random-action steps before updates (code)
+    # Random-action steps before the first update in a run WITHOUT pretraining (online RL with
+    # offline data); a run that pretrains starts updating at once (expo/config.py).
+    start_training: int
+    start_training_source: str  # where the value comes from: an authors' script, or the suite
     dataset: str                # key of expo/data/registry.py DATASETS
     num_demos: Optional[int]    # demos used (Table 2); None = the whole dataset
     embedded: bool              # True: a scripted expert generates the dataset on this machine
@@ -83,6 +86,7 @@ def _antmaze(name: str, maze: str, data: str) -> TaskSpec:
         eval_interval=5_000, eval_episodes=100, metric="success_rate", train_steps=300_000,
         beta_online=0.05, beta_offline_to_online=0.05, pretrain_steps=500_000,
         num_min_qs=1, edit_dropout=0.0, start_training=5_000,
+        start_training_source="code: scripts/expo_antmaze/expo_antmaze_lp.sh",
         dataset=f"d4rl_antmaze_{maze}_{data}_v2", num_demos=None, embedded=False,
         env_kwargs={"maze": maze},
         deviations=(
@@ -108,6 +112,9 @@ def _adroit(name: str, hand: str, obs_dim: int, act_dim: int, horizon: int) -> T
         eval_interval=5_000, eval_episodes=100, metric="percent_solved_steps", train_steps=1_000_000,
         beta_online=0.7, beta_offline_to_online=0.7, pretrain_steps=20_000,
         num_min_qs=2, edit_dropout=0.1, start_training=0 if hand == "Pen" else 5_000,
+        # Only pen has an authors' script; door and relocate take the other domains' 5000.
+        start_training_source=("code: scripts/expo_adroit/expo_pen.sh" if hand == "Pen"
+                               else "suite's choice: no authors' script for this task"),
         dataset=f"awac_{hand.lower()}_binary", num_demos=None, embedded=False,
         deviations=(
             "gymnasium-robotics AdroitHand v1 (mujoco 3) stands in for mj_envs' *-binary-v0 "
@@ -118,7 +125,9 @@ def _adroit(name: str, hand: str, obs_dim: int, act_dim: int, horizon: int) -> T
 
 def _robosuite(name: str, domain: str, env_name: str, obs_dim: int, horizon: int, dataset: str,
                num_demos: Optional[int], embedded: bool = False, beta_offline_to_online: float = 0.1,
-               paper_task: bool = True, deviations: str = "", backend: str = "") -> TaskSpec:
+               paper_task: bool = True, deviations: str = "", backend: str = "",
+               start_training_source: str = "code: scripts/expo_robomimic/expo_square.sh"
+               ) -> TaskSpec:
     return TaskSpec(
         name=name, domain=domain, env_name=env_name,
         env_backend=backend or "robosuite 1.5 (robomimic low-dim observation)",
@@ -127,6 +136,7 @@ def _robosuite(name: str, domain: str, env_name: str, obs_dim: int, horizon: int
         eval_interval=10_000, eval_episodes=50, metric="success_rate", train_steps=1_000_000,
         beta_online=0.05, beta_offline_to_online=beta_offline_to_online, pretrain_steps=200_000,
         num_min_qs=2, edit_dropout=0.0, start_training=5_000,
+        start_training_source=start_training_source,
         dataset=dataset, num_demos=num_demos, embedded=embedded, paper_task=paper_task,
         deviations=" ".join(x for x in (TIMEOUT_IS_TRUNCATION, deviations) if x),
     )
@@ -151,14 +161,17 @@ _TASK_LIST = [
     _robosuite("can", "robomimic", "PickPlaceCan", 23, 400, "robomimic_can_mh", 300),
     _robosuite("square", "robomimic", "NutAssemblySquare", 23, 400, "robomimic_square_ph", 200),
     _robosuite("threading", "mimicgen", "Threading_D0", 37, 400, "mimicgen_threading", 50,
-               beta_offline_to_online=0.05, backend="MimicGen on robosuite (optional install)"),
+               beta_offline_to_online=0.05,
+               start_training_source="code: scripts/expo_mimicgen/expo_threading.sh", backend="MimicGen on robosuite (optional install)"),
     _robosuite("stack", "mimicgen", "Stack_D0", 32, 200, "mimicgen_stack", 200,
-               beta_offline_to_online=0.05, backend="MimicGen on robosuite (optional install)"),
+               beta_offline_to_online=0.05,
+               start_training_source="suite's choice: Threading's script (none for Stack)", backend="MimicGen on robosuite (optional install)"),
     # Not one of the paper's 12: robosuite's own Stack with embedded scripted data, so that a second
     # task runs with no download. Same observation layout (32) and horizon (200) as MimicGen Stack_D0.
     _robosuite(
         "stack_robosuite", "robomimic", "Stack", 32, 200, "stack_scripted", 10, embedded=True,
         beta_offline_to_online=0.05, paper_task=False,
+        start_training_source="suite's choice, as MimicGen Stack",
         backend="robosuite 1.5 Stack (stand-in for MimicGen Stack_D0)",
         deviations=(
             "Stand-in task, not the paper's: robosuite's Stack env with demonstrations from a noisy "

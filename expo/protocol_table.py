@@ -74,13 +74,17 @@ def render_markdown() -> str:
         "",
         "## Learning settings (Table 1 and the authors' code)",
         "",
-        "| task | beta online | beta offline-to-online | pretraining steps | num min Q | edit dropout | random steps before updates |",
+        "Random steps before updates apply to runs that do not pretrain (online RL with offline data);",
+        "a run that pretrains updates and acts with its policy from the first online step, as every",
+        "offline-to-online script of the authors does (`--start_training 0`).",
+        "",
+        "| task | beta online | beta offline-to-online | pretraining steps | num min Q | edit dropout | random steps before updates (no pretraining) |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in tasks:
         out.append(
             f"| {s.name} | {s.beta_online:g} | {s.beta_offline_to_online:g} | {_steps(s.pretrain_steps)} | "
-            f"{s.num_min_qs} | {s.edit_dropout:g} | {s.start_training} |"
+            f"{s.num_min_qs} | {s.edit_dropout:g} | {s.start_training} ({s.start_training_source}) |"
         )
     out += [
         "",

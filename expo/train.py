@@ -337,7 +337,7 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
               disable=not show, file=sys.stderr) as bar:
         bar.set_postfix_str(f"success={postfix()}")
         for step in range(loop.online_step + 1, cfg["steps"] + 1):
-            if step <= cfg["start_training"]:
+            if step <= cfg["start_training"] and cfg["warmup_acts"] == "random":
                 actions = [lane.rngs["random_actions"].uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
                            for lane in lanes]
             else:

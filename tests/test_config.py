@@ -184,3 +184,47 @@ def test_dataset_name_defaults_to_the_protocol_and_is_validated():
     assert build_config({"dataset.name": "robomimic_lift_ph"})["dataset"]["name"] == "robomimic_lift_ph"
     with pytest.raises(ConfigError, match="unknown dataset.name 'nope'; valid: .*lift_scripted"):
         build_config({"dataset.name": "nope"})
+
+
+# ---- random-action steps: only in runs that do not pretrain
+
+def test_no_pretraining_run_has_random_action_steps():
+    """Every offline-to-online run that pretrains, for every method and task, starts with the
+    pretrained policy acting (no random actions); runs without pretraining keep the protocol's."""
+    from expo.protocol import TASKS
+
+    for method in config.METHODS:
+        for task in TASKS:
+            cfg = build_config({"task": task, "method": method, "scale": "paper"})
+            if cfg["pretrain_steps"] > 0:
+                assert cfg["start_training"] == 0 or cfg["warmup_acts"] == "policy", (method, task)
+            else:
+                assert cfg["warmup_acts"] == "random"
+    online = build_config({"task": "square", "method": "expo", "setting": "online"})
+    assert online["pretrain_steps"] == 0 and online["start_training"] == 5_000
+    pretrained = build_config({"task": "square", "method": "expo"})
+    assert pretrained["pretrain_steps"] == 200_000 and pretrained["start_training"] == 0
+    assert build_config({"task": "lift", "method": "rlpd"})["start_training"] == 5_000  # never pretrains
+
+
+def test_idql_fine_tuning_waits_with_the_pretrained_policy_acting():
+    cfg = build_config({"task": "lift", "method": "idql"})
+    assert (cfg["start_training"], cfg["warmup_acts"]) == (5_001, "policy")
+    online = build_config({"task": "lift", "method": "idql", "setting": "online"})
+    assert (online["start_training"], online["warmup_acts"]) == (5_000, "random")
+
+
+def test_fig8_arms_start_the_same_way():
+    """Fig. 8: EXPO without offline data against Cal-QL pretraining + SAC: neither takes random
+    actions after pretraining."""
+    expo_arm = build_config({"task": "lift", "method": "expo", "keep_offline_data": False})
+    calql_arm = build_config({"task": "lift", "method": "calql_sac", "keep_offline_data": False})
+    assert expo_arm["start_training"] == calql_arm["start_training"] == 0
+    assert expo_arm["warmup_acts"] == calql_arm["warmup_acts"] == "random"
+
+
+def test_explicit_start_training_is_kept():
+    cfg = build_config({"task": "lift", "method": "expo", "start_training": 300})
+    assert cfg["start_training"] == 300
+    with pytest.raises(ConfigError, match="warmup_acts"):
+        build_config({"warmup_acts": "expert"})

@@ -370,7 +370,7 @@ def table_candidates(table):
 
 def test_td_target_is_r_plus_gamma_mask_max_q(agent):
     ag = with_critic(agent, lambda s, a: a[:, 0])
-    y, entropy = expo.td_target(ag, jax.random.PRNGKey(0), TD_BATCH, table_candidates(QTAB), 0.5)
+    y, entropy = expo.td_target(ag, jax.random.PRNGKey(0), TD_BATCH, table_candidates(QTAB))
     # masks 0 -> y = r; masks 1 -> r + 0.99 * max
     np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * 0.9, 3.0 - GAMMA * 0.1, 4.0], rtol=1e-6)
     np.testing.assert_array_equal(entropy, np.zeros(4))
@@ -394,12 +394,12 @@ def test_backup_candidates_use_the_online_base_policy(agent, monkeypatch):
 def test_td_target_uses_subset_min_over_target_heads(agent):
     cands = table_candidates(QTAB)
     ag = with_critic(agent, lambda s, a: a[:, 0], offsets=[0.0, -1.0, -2.0, -3.0])
-    y, _ = expo.td_target(with_hp(ag, num_min_qs=4), jax.random.PRNGKey(0), TD_BATCH, cands, 0.5)
+    y, _ = expo.td_target(with_hp(ag, num_min_qs=4), jax.random.PRNGKey(0), TD_BATCH, cands)
     np.testing.assert_allclose(y, [1.0, 2.0 + GAMMA * (0.9 - 3), 3.0 + GAMMA * (-0.1 - 3), 4.0],
                                rtol=1e-6)
     # two of four heads: the offset is the min of two distinct heads, so never 0 (head 0 alone)
     for i in range(10):
-        y, _ = expo.td_target(ag, jax.random.PRNGKey(i), TD_BATCH, cands, 0.5)
+        y, _ = expo.td_target(ag, jax.random.PRNGKey(i), TD_BATCH, cands)
         off = (float(y[1]) - 2.0) / GAMMA - 0.9
         assert min(abs(off - o) for o in (-1.0, -2.0, -3.0)) < 1e-5
 
@@ -416,7 +416,7 @@ def test_td_target_no_otf_backup_uses_one_base_sample(agent, monkeypatch):
                                              [-1.5, 0.2, 9.0]])}
     cands = expo.backup_candidates(ag, jax.random.PRNGKey(0), batch["next_observations"])
     assert cands.shape == (4, 1, ACT)
-    y, _ = expo.td_target(ag, jax.random.PRNGKey(0), batch, cands, 0.5)
+    y, _ = expo.td_target(ag, jax.random.PRNGKey(0), batch, cands)
     # base = clip(s'[:, :2]); Q = sum -> [0.3, 0.1, 1.0, -0.8]
     np.testing.assert_allclose(y, [1.297, 2.099, 3.0, 3.208], rtol=1e-5)
     assert rec[0].shape == (4, ACT)  # the critic saw B x 1 candidates
@@ -424,14 +424,14 @@ def test_td_target_no_otf_backup_uses_one_base_sample(agent, monkeypatch):
 
 def test_td_target_entropy_backup(agent):
     # 3 candidates at Q = ln2 / 10, 3 at Q = 0; beta_s = 10 -> p = (2/9 x3, 1/9 x3),
-    # H = ln 9 - (2/3) ln 2 = 1.7351264569629228; alpha = 0.5; r = 0, mask = 1
+    # H = ln 9 - (2/3) ln 2 = 1.7351264569629228; alpha_b = 0.5; r = 0, mask = 1
     B = 3000
     hi = 0.06931471805599453
     cands = table_candidates(np.tile(np.array([[hi, 0.0, hi, 0.0, hi, 0.0]], np.float32), (B, 1)))
     ag = with_hp(with_critic(agent, lambda s, a: a[:, 0]), entropy_backup=True,
-                 selection_inverse_temperature=10.0)
+                 selection_inverse_temperature=10.0, backup_temperature=0.5)
     batch = {"rewards": jnp.zeros(B), "masks": jnp.ones(B), "next_observations": jnp.zeros((B, OBS))}
-    target = jax.jit(lambda a, k, b: expo.td_target(a, k, b, cands, 0.5))
+    target = jax.jit(lambda a, k, b: expo.td_target(a, k, b, cands))
     y, entropy = target(ag, jax.random.PRNGKey(0), batch)
     np.testing.assert_allclose(entropy, np.full(B, 1.7351264569629228), rtol=1e-5)
     y = np.asarray(y)
@@ -443,6 +443,125 @@ def test_td_target_entropy_backup(agent):
     y0, _ = target(ag, jax.random.PRNGKey(0), {**batch, "rewards": jnp.ones(B),
                                                 "masks": jnp.zeros(B)})
     np.testing.assert_array_equal(y0, np.ones(B))
+
+
+def with_linear_heads(agent, weights):
+    """Target critic with Q_h(s, a) = a . w_h: head-dependent values, so which heads choose and
+    which heads value the candidate matters. weights [num_qs, A]."""
+    w = jnp.asarray(weights, jnp.float32)
+
+    def apply_fn(variables, obs, actions, training=False):
+        return variables["params"]["w"] @ actions.T
+
+    return agent.replace(critic=agent.critic.replace(apply_fn=apply_fn), target_critic={"w": w})
+
+
+HEAD_W = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.5], [0.5, -1.0]], np.float32)
+
+
+def test_td_target_chooses_and_values_with_independent_head_subsets(agent):
+    """The candidate is the argmax of the min over one random head subset; its value is the min
+    over ANOTHER subset, drawn from an independent key (the authors' learner does the same)."""
+    ag = with_linear_heads(agent, HEAD_W)
+    B, K = 5, 6
+    cands = jax.random.uniform(jax.random.PRNGKey(3), (B, K, ACT), minval=-1.0, maxval=1.0)
+    batch = {"rewards": jnp.zeros(B), "masks": jnp.ones(B), "next_observations": jnp.zeros((B, OBS))}
+    q_all = np.einsum("hd,bkd->hbk", HEAD_W, np.asarray(cands))  # [heads, B, K]
+    differs = 0
+    for i in range(8):
+        key = jax.random.PRNGKey(100 + i)
+        select_key, value_key, _ = jax.random.split(key, 3)
+        chooser = np.asarray(ensemble.subset_indices(select_key, 4, 2))
+        valuer = np.asarray(ensemble.subset_indices(value_key, 4, 2))
+        best = q_all[chooser].min(0).argmax(1)
+        expected = GAMMA * q_all[valuer].min(0)[np.arange(B), best]
+        y, _ = expo.td_target(ag, key, batch, cands)
+        np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+        shared = GAMMA * q_all[chooser].min(0).max(1)  # one subset choosing and valuing
+        differs += not np.allclose(expected, shared)
+    assert differs > 0  # the keys above do draw different subsets, so the test can tell
+
+
+def test_independent_subsets_remove_the_selection_bias(agent):
+    """On a noisy fitted critic (heads = truth + independent noise), valuing the argmax with the
+    heads that chose it is biased upward; an independent subset is not (in expectation it values
+    the chosen candidate at the subset-min of fresh heads)."""
+    num_qs, B, K = 10, 500, 16
+    ag = with_hp(agent, num_qs=num_qs, num_min_qs=2)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.05, (num_qs, B, K)).astype(np.float32)
+    truth = np.zeros((B, K), np.float32)  # every candidate equally good
+
+    def apply_fn(variables, obs, actions, training=False):
+        """Q_h(row b, candidate k) from the table; the actions hold k in coordinate 0 and come
+        as B*K rows (choosing) or B rows (valuing the chosen candidate)."""
+        table = variables["params"]["q"]
+        rows = jnp.arange(actions.shape[0]) // (actions.shape[0] // B)
+        return table[:, rows, actions[:, 0].astype(jnp.int32)]
+
+    # candidates carry their own index k in coordinate 0, so the chosen one can be looked up
+    cands = jnp.broadcast_to(jnp.stack([jnp.arange(K, dtype=jnp.float32),
+                                        jnp.zeros(K)], -1), (B, K, 2))
+    ag = ag.replace(critic=ag.critic.replace(apply_fn=apply_fn),
+                    target_critic={"q": jnp.asarray(truth[None] + noise)})
+    batch = {"rewards": jnp.zeros(B), "masks": jnp.ones(B), "next_observations": jnp.zeros((B, OBS))}
+    target = jax.jit(expo.td_target)
+    independent, shared = [], []
+    for i in range(20):  # one head subset per call: average over calls
+        key = jax.random.PRNGKey(i)
+        y, _ = target(ag, key, batch, cands)
+        independent.append(float(np.mean(y)) / GAMMA)
+        chooser = np.asarray(ensemble.subset_indices(jax.random.split(key, 3)[0], num_qs, 2))
+        shared.append(float(np.mean((truth[None] + noise)[chooser].min(0).max(1))))
+    independent, shared = np.mean(independent), np.mean(shared)
+    # The truth is 0 for every candidate. The shared subset's max over 16 candidates of a min of 2
+    # heads is ~ +0.045; fresh heads value the choice near E[min of 2 N(0, s^2)] = -0.028 (higher
+    # only when the two subsets happen to share a head).
+    assert shared > 0.035, shared
+    assert independent < 0.0 and shared - independent > 0.04, (independent, shared)
+
+
+def test_entropy_backup_acting_draws_from_the_soft_selection(agent, monkeypatch):
+    """Sec. 4.3: with the entropy backup the OTF policy acts by the same soft selection."""
+    B = 3000
+    hi = 0.06931471805599453  # p = (2/9 x3, 1/9 x3) as above
+    table = np.tile(np.array([[hi, 0.0, hi, 0.0, hi, 0.0]], np.float32), (B, 1))
+    monkeypatch.setattr(expo, "otf_candidates", lambda ag, p, k, o: table_candidates(table))
+    ag = with_critic(agent, lambda s, a: a[:, 0])
+    soft = with_hp(ag, entropy_backup=True, selection_inverse_temperature=10.0)
+    out = np.asarray(expo.otf_select(soft, soft.actor_ema, jax.random.PRNGKey(0), jnp.zeros((B, OBS))))
+    assert abs(np.isclose(out[:, 0], hi).mean() - 2 / 3) < 0.04
+    greedy = np.asarray(expo.otf_select(ag, ag.actor_ema, jax.random.PRNGKey(0), jnp.zeros((B, OBS))))
+    np.testing.assert_allclose(greedy[:, 0], hi)
+
+
+def test_entropy_backup_target_stays_bounded_over_a_long_run():
+    """20k updates on random {0, 1} rewards with the edit temperature left to grow (beta 0.1 <= 0.3,
+    the authors' target entropy): the entropy backup's target stays within
+    (r_max + gamma alpha_b log K) / (1 - gamma), while log alpha of the edit policy keeps rising
+    (it would have multiplied the bonus when the backup used it)."""
+    cfg = tiny_cfg(entropy_backup=True, utd=1, batch_size=8, temp_lr=3e-3, T=2, N=2, n_edit=2)
+    ag = jax.jit(lambda: expo.create(1, OBS, ACT, cfg))()
+    steps, B = 20_000, 8
+    key = jax.random.PRNGKey(5)
+    obs = jax.random.normal(key, (64, OBS))
+    rewards = (jax.random.uniform(jax.random.PRNGKey(6), (64,)) < 0.5).astype(jnp.float32)
+
+    def one(carry, i):
+        agent, = carry
+        idx = jax.random.randint(jax.random.fold_in(key, i), (1, B), 0, 63)
+        batch = {"observations": obs[idx], "actions": jnp.clip(obs[idx][..., :ACT], -1, 1),
+                 "rewards": rewards[idx], "masks": jnp.ones((1, B)), "next_observations": obs[idx + 1]}
+        agent, info = expo.update.__wrapped__(agent, batch)
+        return (agent,), (info["target_mean"], info["q_max"], info["temperature"])
+
+    (_,), (targets, q_max, temps) = jax.jit(lambda a: jax.lax.scan(one, (a,), jnp.arange(steps)))(ag)
+    K = cfg["N"] + cfg["n_edit"]
+    bound = (1.0 + GAMMA * cfg["backup_temperature"] * np.log(K)) / (1 - GAMMA)
+    targets = np.asarray(targets)
+    assert np.all(np.isfinite(targets)) and targets.max() <= bound * 1.05, targets.max()
+    assert np.asarray(q_max).max() <= bound * 1.1
+    assert float(temps[-1]) > 50 * float(temps[0])  # the edit temperature did run away
 
 
 # ---- every critic step's candidates, sampled in one batched pass before the critic steps
@@ -483,11 +602,11 @@ def test_each_critic_step_selects_under_its_own_target_critic(perturbed, monkeyp
     seen = []
     real_td_target = expo.td_target
 
-    def recording(ag, key, batch, candidates, temperature):
+    def recording(ag, key, batch, candidates):
         first_leaf = jax.tree_util.tree_leaves(ag.target_critic)[0]
         jax.debug.callback(lambda c, t: seen.append((np.asarray(c), np.asarray(t))),
                            candidates, first_leaf)
-        return real_td_target(ag, key, batch, candidates, temperature)
+        return real_td_target(ag, key, batch, candidates)
 
     monkeypatch.setattr(expo, "td_target", recording)
     utd, B = 3, 4

@@ -89,6 +89,27 @@ def test_warm_start_episodes_fill_the_buffer_before_step_one_and_are_not_counted
     assert [r["env_step"] for r in read_rows(run_dir / "eval.csv")] == ["0", "6"]
 
 
+@pytest.mark.parametrize("warmup_acts, policy_steps", [("random", 24 - 10), ("policy", 24)])
+def test_warm_up_steps_act_randomly_or_with_the_policy_and_do_not_update(tmp_path, monkeypatch,
+                                                                         warmup_acts, policy_steps):
+    """start_training=10: no update before online step 10 either way; the first 10 steps act
+    uniformly at random, or (warmup_acts=policy, IDQL's fine-tuning) with the pretrained policy."""
+    from expo.seed_group import SeedGroup
+
+    calls = []
+    real = SeedGroup.act
+
+    def counting(self, agent, observations, keys, step):  # the online acting path only
+        calls.append(step)
+        return real(self, agent, observations, keys, step)
+
+    monkeypatch.setattr(SeedGroup, "act", counting)
+    run_dir = run(tmp_path, start_training=10, warmup_acts=warmup_acts)
+    assert calls == list(range(24 - policy_steps + 1, 25))
+    online = [r for r in read_rows(run_dir / "train.csv") if r["phase"] == "online"]
+    assert [int(r["env_step"]) for r in online] == [16, 24]  # step 8 came before any update
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"keep_offline_data": 1}, "keep_offline_data must be true or false"),
     ({"warm_start_episodes": -1}, "warm_start_episodes must be >= 0"),

@@ -1,25 +1,35 @@
 """EXPO: a diffusion base policy trained by imitation, a small edit policy trained to raise Q, and
 an on-the-fly (OTF) policy that picks the highest-Q action among base samples and their edits.
 
-Behaviour follows PAPER.md / IMPLEMENTATIONS.md:
+Behaviour follows the paper (Sec. 4, Table 1) and the authors' code at bbd5713 (golden tests in
+tests/test_golden_expo.py compare the pieces with the authors' own functions):
 - base policy: DDPM (expo/nets/diffusion.py) trained ONLY with the epsilon-MSE loss on the batch;
   an EMA copy (tau 0.001) acts and is evaluated; the TD backup samples with the online weights;
 - edit policy: tanh-Gaussian on (s, a); edited action a + beta * u, u in (-1, 1); loss
   alpha * log pi_edit - mean_heads Q(s, a + beta u), applied to the batch action; log-prob corrected
   by -|A| log beta; automatic temperature with target entropy -|A|/2;
 - OTF policy: N base samples, the first n_edit of them edited, argmax over all N + n_edit
-  candidates of the min over a random subset of num_min_qs target-critic heads; the same function
+  candidates of the min over a random subset of num_min_qs target-critic heads; the same selection
   acts, evaluates and forms the TD target;
-- critic: num_qs LayerNorm heads, y = r + gamma * mask * min_{subset} Q'(s', a'), MSE on every head,
-  Polyak tau after every critic step;
+- critic: num_qs LayerNorm heads, y = r + gamma * mask * min_{subset'} Q'(s', a'), where a' was
+  chosen under one random head subset and is valued under another, independent one (td_target);
+  MSE on every head, Polyak tau after every critic step;
 - per environment step ONE jitted call: the backup candidates of all utd minibatches sampled in one
   batched pass, lax.scan over the utd minibatches (critic; each selects among its candidates under
   its own step's target critic), then one base policy update and one edit-policy + temperature
   update on the last minibatch.
 
 Ablation switches (config, same code): n_edit=0 (no edits), otf_backup=False (the TD target uses
-one base-policy sample), entropy_backup=True (soft selection over candidates with the closed-form
-categorical entropy in the target, Sec. 4.3).
+one base-policy sample), entropy_backup=True (Sec. 4.3: the OTF policy selects by a draw from
+softmax(beta_s Q) over the candidates, for acting and evaluation as well as in the backup, and the
+target adds alpha_b * H, the closed-form entropy of that draw, with its own fixed temperature
+backup_temperature; the released code stores but never reads its backup_entropy flag, so the
+paper's text is the reference).
+
+The edit temperature: with beta <= 0.3 the target entropy -|A|/2 is out of the edit policy's reach,
+in the authors' code too, so log alpha rises by about temp_lr per update (~3e-4) without bound.
+train.csv logs temperature, log_temperature and edit_q_grad_share, the share of the edit gradient's
+norm that comes from Q: as alpha grows the edit turns into a Q-blind perturbation within +-beta.
 
 Deliberate differences from the authors' code (saved in every config under agent.deviations):
 edited actions are clipped to the action box [-1, 1] so that Q is evaluated at the action the
@@ -80,6 +90,15 @@ def get_config() -> dict[str, Any]:
         "otf_backup": True,
         "entropy_backup": False,
         "selection_inverse_temperature": 10.0,  # beta_s of the soft selection (entropy_backup)
+        # alpha_b of the entropy backup's -alpha log pi_OTF term (Sec. 4.3), a constant of its own.
+        # The released code never reads its backup_entropy flag, so the paper names no value. Not the
+        # edit policy's temperature: that one grows without bound when beta <= 0.3 (see
+        # adjust_target_entropy), and would make the target grow with it. Not tuned online either: the
+        # selection entropy is set by beta_s and the spread of Q, not by alpha_b, so a learned
+        # alpha_b has no lever on its own target and drifts. With K = 16 candidates and gamma 0.99
+        # the bonus adds at most alpha_b log K gamma / (1 - gamma) = 0.27 to any Q, a quarter of
+        # one success reward.
+        "backup_temperature": 1e-3,
         "deviations": "edited actions are clipped to the action box [-1, 1]",
     }
 
@@ -111,6 +130,8 @@ def validate_config(agent: dict) -> None:
         (0 < agent["discount"] <= 1, f"agent.discount must be in (0, 1], got {agent['discount']}"),
         (agent["selection_inverse_temperature"] > 0,
          "agent.selection_inverse_temperature must be > 0"),
+        (agent["backup_temperature"] >= 0,
+         f"agent.backup_temperature must be >= 0, got {agent['backup_temperature']}"),
         (not (agent["entropy_backup"] and not agent["otf_backup"]),
          "agent.entropy_backup=true needs agent.otf_backup=true (it softens the OTF selection)"),
     ]
@@ -136,6 +157,7 @@ class Hyper:
     otf_backup: bool
     entropy_backup: bool
     selection_inverse_temperature: float
+    backup_temperature: float = 0.0
 
 
 class ExpoAgent(flax.struct.PyTreeNode):
@@ -189,6 +211,7 @@ def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
         tau=float(cfg["tau"]), actor_ema=float(cfg["actor_ema"]), target_entropy=float(target_entropy),
         otf_backup=bool(cfg["otf_backup"]), entropy_backup=bool(cfg["entropy_backup"]),
         selection_inverse_temperature=float(cfg["selection_inverse_temperature"]),
+        backup_temperature=float(cfg["backup_temperature"]),
     )
     agent = ExpoAgent(rng=rng, actor=actor, actor_ema=actor_params, edit=edit, critic=critic,
                       target_critic=critic_params, temp=temp, schedule=diffusion.vp_schedule(cfg["T"]),
@@ -235,17 +258,6 @@ def candidate_values(agent: ExpoAgent, critic_params, key, observations, candida
     return jnp.min(qs, axis=0).reshape(batch, k)
 
 
-def otf_select(agent: ExpoAgent, actor_params, key, observations):
-    """The OTF action: argmax over candidates of the target-critic subset-min Q. Returns [B, A]."""
-    cand_key, q_key = jax.random.split(key)
-    candidates = otf_candidates(agent, actor_params, cand_key, observations)
-    if candidates.shape[1] == 1:  # N = 1 and no edits: the base sample itself, no critic needed
-        return candidates[:, 0]
-    q = candidate_values(agent, agent.target_critic, q_key, observations, candidates)
-    best = jnp.argmax(q, axis=1)
-    return jnp.take_along_axis(candidates, best[:, None, None], axis=1)[:, 0]
-
-
 def soft_selection(key, q_values, inverse_temperature: float):
     """Sample a candidate index from softmax(beta_s * Q); return (index, probs, entropy)."""
     logits = inverse_temperature * q_values
@@ -253,6 +265,32 @@ def soft_selection(key, q_values, inverse_temperature: float):
     index = jax.random.categorical(key, logits, axis=-1)
     entropy = -jnp.sum(probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)
     return index, probs, entropy
+
+
+def select_candidate(agent: ExpoAgent, key, q_values):
+    """The OTF policy's choice among candidates given their values [B, K]: the argmax, or with
+    entropy_backup a draw from softmax(beta_s * Q) (Sec. 4.3: the soft selection acts as well as
+    backs up). Returns (index [B], entropy of the selection distribution [B]; 0 for the argmax)."""
+    if agent.hp.entropy_backup:
+        index, _, entropy = soft_selection(key, q_values, agent.hp.selection_inverse_temperature)
+        return index, entropy
+    return jnp.argmax(q_values, axis=1), jnp.zeros(q_values.shape[0])
+
+
+def take_candidate(candidates, index):
+    """candidates [B, K, A], index [B] -> [B, A]."""
+    return jnp.take_along_axis(candidates, index[:, None, None], axis=1)[:, 0]
+
+
+def otf_select(agent: ExpoAgent, actor_params, key, observations):
+    """The OTF action: the candidate selected under the target-critic subset-min Q. Returns [B, A]."""
+    cand_key, q_key, draw_key = jax.random.split(key, 3)
+    candidates = otf_candidates(agent, actor_params, cand_key, observations)
+    if candidates.shape[1] == 1:  # N = 1 and no edits: the base sample itself, no critic needed
+        return candidates[:, 0]
+    q = candidate_values(agent, agent.target_critic, q_key, observations, candidates)
+    index, _ = select_candidate(agent, draw_key, q)
+    return take_candidate(candidates, index)
 
 
 @jax.jit
@@ -274,21 +312,28 @@ def backup_candidates(agent: ExpoAgent, key, next_observations):
     return base[:, None]
 
 
-def td_target(agent: ExpoAgent, key, batch, candidates, temperature):
-    """y = r + gamma * mask * Q'(s', a'), a' the candidate selected under THIS step's target
-    critic (argmax, or a softmax draw with entropy_backup). candidates [B, K, A]."""
+def td_target(agent: ExpoAgent, key, batch, candidates):
+    """y = r + gamma * mask * [Q'(s', a') + alpha_b * H(pi_OTF(. | s'))], a' the candidate selected
+    under THIS step's target critic. candidates [B, K, A].
+
+    Two independent random head subsets, as in the authors' learner: one chooses the candidate
+    (expo_learner.py:355-369 at bbd5713), another, drawn from a different key, values the chosen
+    action (:516-530); one shared subset would value each backup at the maximum of the very heads
+    that chose it, an upward bias. The entropy term (entropy_backup only, Sec. 4.3) is the
+    closed-form entropy of the softmax selection over the K candidates, the expectation of
+    -log pi_OTF(a'|s') over the draw: at most log K, so with the fixed backup_temperature alpha_b the
+    target stays within [r_min, r_max + gamma * alpha_b * log K] / (1 - gamma)."""
     hp = agent.hp
     next_obs = batch["next_observations"]
-    sel_key, q_key = jax.random.split(key)
-    # The selection and the target value share one head subset, as in the authors' code.
-    q = candidate_values(agent, agent.target_critic, q_key, next_obs, candidates)
-    entropy = jnp.zeros(next_obs.shape[0])
-    if hp.entropy_backup:
-        index, _, entropy = soft_selection(sel_key, q, hp.selection_inverse_temperature)
+    select_key, value_key, draw_key = jax.random.split(key, 3)
+    if candidates.shape[1] == 1:  # one candidate (no OTF backup): nothing to select
+        index, entropy = jnp.zeros(next_obs.shape[0], jnp.int32), jnp.zeros(next_obs.shape[0])
     else:
-        index = jnp.argmax(q, axis=1)
-    next_q = jnp.take_along_axis(q, index[:, None], axis=1)[:, 0]
-    next_v = next_q + temperature * entropy  # entropy term is 0 unless entropy_backup
+        q_select = candidate_values(agent, agent.target_critic, select_key, next_obs, candidates)
+        index, entropy = select_candidate(agent, draw_key, q_select)
+    chosen = take_candidate(candidates, index)
+    next_q = candidate_values(agent, agent.target_critic, value_key, next_obs, chosen[:, None])[:, 0]
+    next_v = next_q + hp.backup_temperature * entropy  # entropy is 0 unless entropy_backup
     return batch["rewards"] + hp.discount * batch["masks"] * next_v, entropy
 
 
@@ -300,8 +345,7 @@ def critic_loss_fn(critic_params, apply_fn, batch, target):
 def critic_step(agent: ExpoAgent, minibatch_and_candidates):
     batch, candidates = minibatch_and_candidates
     rng, key = jax.random.split(agent.rng)
-    temperature = agent.temp.apply_fn({"params": agent.temp.params})
-    target, entropy = td_target(agent, key, batch, candidates, jax.lax.stop_gradient(temperature))
+    target, entropy = td_target(agent, key, batch, candidates)
     (loss, qs), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(
         agent.critic.params, agent.critic.apply_fn, batch, target)
     critic = agent.critic.apply_gradients(grads=grads)
@@ -333,7 +377,9 @@ def actor_step(agent: ExpoAgent, batch):
     return agent.replace(rng=rng, actor=actor, actor_ema=ema), {"bc_loss": loss}
 
 
-def edit_loss_fn(edit_params, agent: ExpoAgent, batch, key, dropout_key, temperature):
+def edit_loss_terms(edit_params, agent: ExpoAgent, batch, key, dropout_key, temperature):
+    """The edit loss alpha * log pi_edit - mean_heads Q(s, a + beta u) as its two terms
+    [entropy term, Q term] (their sum is the loss), with the logged statistics."""
     hp = agent.hp
     obs, act = batch["observations"], batch["actions"]
     mean, log_std = agent.edit.apply_fn({"params": edit_params}, jnp.concatenate([obs, act], -1),
@@ -342,22 +388,43 @@ def edit_loss_fn(edit_params, agent: ExpoAgent, batch, key, dropout_key, tempera
     log_prob = log_prob - hp.action_dim * jnp.log(hp.beta)  # density of beta * u, not u
     edited = jnp.clip(act + hp.beta * u, -1.0, 1.0)
     q = agent.critic.apply_fn({"params": agent.critic.params}, obs, edited).mean(axis=0)
-    loss = jnp.mean(temperature * log_prob - q)
-    return loss, {"edit_loss": loss, "edit_q": q.mean(), "edit_entropy": -log_prob.mean()}
+    terms = jnp.stack([jnp.mean(temperature * log_prob), -jnp.mean(q)])
+    return terms, {"edit_loss": terms.sum(), "edit_q": q.mean(), "edit_entropy": -log_prob.mean()}
+
+
+def edit_loss_fn(edit_params, agent: ExpoAgent, batch, key, dropout_key, temperature):
+    terms, info = edit_loss_terms(edit_params, agent, batch, key, dropout_key, temperature)
+    return terms.sum(), info
+
+
+def _global_norm(tree):
+    return jnp.sqrt(sum(jnp.sum(x ** 2) for x in jax.tree_util.tree_leaves(tree)))
 
 
 def edit_step(agent: ExpoAgent, batch):
-    """One edit-policy update, then one temperature update on the edit policy's entropy."""
+    """One edit-policy update, then one temperature update on the edit policy's entropy.
+
+    The gradient is taken per loss term (one backward pass for both) so that train.csv shows how
+    much of the edit's gradient comes from Q: with beta <= 0.3 the temperature grows without bound
+    (adjust_target_entropy) and edit_q_grad_share falls towards 0, the edit then being a Q-blind
+    perturbation within +-beta."""
     rng, key, dropout_key = jax.random.split(agent.rng, 3)
     temperature = agent.temp.apply_fn({"params": agent.temp.params})
-    grads, info = jax.grad(edit_loss_fn, has_aux=True)(agent.edit.params, agent, batch, key,
-                                                       dropout_key, temperature)
+    term_grads, info = jax.jacrev(edit_loss_terms, has_aux=True)(agent.edit.params, agent, batch,
+                                                                 key, dropout_key, temperature)
+    grads = jax.tree_util.tree_map(lambda g: g[0] + g[1], term_grads)
+    entropy_norm = _global_norm(jax.tree_util.tree_map(lambda g: g[0], term_grads))
+    q_norm = _global_norm(jax.tree_util.tree_map(lambda g: g[1], term_grads))
+    info["edit_q_grad_norm"] = q_norm
+    info["edit_entropy_grad_norm"] = entropy_norm
+    info["edit_q_grad_share"] = q_norm / (q_norm + entropy_norm + 1e-12)
     edit = agent.edit.apply_gradients(grads=grads)
     entropy = info["edit_entropy"]
     temp_grads = jax.grad(lambda p: temperature_loss(agent.temp.apply_fn({"params": p}), entropy,
                                                      agent.hp.target_entropy))(agent.temp.params)
     temp = agent.temp.apply_gradients(grads=temp_grads)
     info["temperature"] = temperature
+    info["log_temperature"] = jnp.log(temperature)
     return agent.replace(rng=rng, edit=edit, temp=temp), info
 
 

@@ -73,9 +73,11 @@ class ResidualBlock(nn.Module):
             x = nn.Dropout(self.dropout_rate)(x, deterministic=not training)
         if self.use_layer_norm:
             x = nn.LayerNorm()(x)
-        x = nn.Dense(self.width * 4, kernel_init=default_init())(x)
+        # flax's default kernel init (lecun_normal), as the authors' residual blocks use it
+        # (EXPO expo/networks/diffusion.py:270-272 at bbd5713; IDQL jaxrl5/networks/resnet.py:23-25)
+        x = nn.Dense(self.width * 4)(x)
         x = self.activation(x)
-        x = nn.Dense(self.width, kernel_init=default_init())(x)
+        x = nn.Dense(self.width)(x)
         return residual + x
 
 

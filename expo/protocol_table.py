@@ -1,4 +1,5 @@
-"""Render the protocol table (expo/protocol.py) and the dataset registry into docs/PROTOCOL.md.
+"""Render the protocol table (expo/protocol.py), the dataset registry and every method's deviations
+into docs/PROTOCOL.md.
 
     python -m expo.protocol_table            # rewrite docs/PROTOCOL.md
     python -m expo.protocol_table --check    # exit 1 if docs/PROTOCOL.md is out of date
@@ -114,6 +115,24 @@ def render_markdown() -> str:
     ]
     for s in tasks:
         out.append(f"- **{s.name}**: {s.deviations or 'none'}")
+    out += [
+        "",
+        "## Methods: deviations from the authors' code and scripts",
+        "",
+        "Each method's `get_config()[\"deviations\"]`, saved verbatim into every run's `config.json`",
+        "(`agent.deviations`); the method's module docstring gives the reasons and the authors' file:line.",
+        "Methods that share an agent module (ablations, `bc`, `calql_sac`) share its entry.",
+        "",
+    ]
+    from expo.config import METHODS, agent_module
+
+    modules = {}
+    for method, entry in METHODS.items():
+        modules.setdefault(entry["agent"], []).append(method)
+    for module_name, methods in modules.items():
+        deviations = agent_module(methods[0]).get_config().get("deviations") or "none"
+        names = ", ".join(f"`{m}`" for m in methods)
+        out.append(f"- {names} (`{module_name}`): {deviations}")
     return "\n".join(out) + "\n"
 
 

@@ -99,7 +99,11 @@ def get_config() -> dict[str, Any]:
         # the bonus adds at most alpha_b log K gamma / (1 - gamma) = 0.27 to any Q, a quarter of
         # one success reward.
         "backup_temperature": 1e-3,
-        "deviations": "edited actions are clipped to the action box [-1, 1]",
+        "deviations": (
+            "edited actions are clipped to the action box [-1, 1]; entropy backup (the released "
+            "code never reads its backup_entropy flag): Sec. 4.3's soft selection with "
+            "selection_inverse_temperature and a fixed backup_temperature, both the suite's choices"
+        ),
     }
 
 

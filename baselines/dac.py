@@ -297,7 +297,7 @@ def actor_step(agent: DACAgent, batch):
                        hp.eta_min, hp.eta_max)
 
     # EMA every actor_ema_every updates once more than actor_ema_start were made (counted before
-    # this one, as the authors' _n_training_steps).
+    # this one, as the authors' _n_training_steps: agents/dac.py:446-447 at e254357).
     n = agent.actor.step
     do_ema = (n % hp.actor_ema_every == 0) & (n > hp.actor_ema_start)
     moved = optax.incremental_update(actor.params, agent.actor_ema, hp.tau)

@@ -201,7 +201,8 @@ def sample_actions(agent: DipoAgent, observations, key):
 
 @jax.jit
 def eval_actions(agent: DipoAgent, observations, key):
-    """Evaluation as the authors do (eval=True): the online policy with noise ratio 0."""
+    """Evaluation as the authors do (main.py:69 at c6d8d1b, eval=True): the online policy with
+    noise ratio 0 (golden case posterior_sampler in tests/test_golden_dipo.py)."""
     return policy_sample(agent, agent.actor.params, key, observations, 0.0)
 
 

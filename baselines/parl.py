@@ -268,8 +268,9 @@ def local_ascent(q_fn, actions, num_steps: int, step_size: float):
     actions [n, A], where q_fn(actions) -> [n] scores each row independently.
 
     Each row returns the best point of its trajectory (the start included): a step that lowers Q
-    is never kept, as in the authors' local optimizer, which continues from the latest iterate and
-    remembers the maximum. One value-and-gradient evaluation per step gives both the Q of the
+    is never kept, as in the authors' local optimizer (action_optimization.py:44 at a26a192; golden
+    cases ascent_small / ascent_large in tests/test_golden_parl.py), which continues from the latest
+    iterate and remembers the maximum. One value-and-gradient evaluation per step gives both the Q of the
     current point (for the running best) and the direction of the next step.
     Returns (best actions [n, A], their Q [n], Q of the start [n])."""
     value_and_grad = jax.value_and_grad(lambda a: (lambda q: (jnp.sum(q), q))(q_fn(a)), has_aux=True)
@@ -367,7 +368,8 @@ def cql_gap(q_data, q_random, q_next_pi, q_cur_pi, mc_returns, n_actions: int, u
     Shapes: q_data [H, B]; q_random [H, B, n]; q_next_pi, q_cur_pi [H, B] (the PA-RL action at s'
     and at s, both evaluated at s, each counted n times as the code repeats its deterministic
     sample); mc_returns [B]. Cal-QL lifts the policy-action values to at least the MC return.
-    The set is averaged (log of its size subtracted, temperature 1), as the code does."""
+    The set is averaged (log of its size subtracted, temperature 1), as the code does
+    (jaxrl_m/agents/continuous/cql.py:274 and :286-291 at a26a192)."""
     if use_calql:
         q_next_pi = jnp.maximum(q_next_pi, mc_returns[None])
         q_cur_pi = jnp.maximum(q_cur_pi, mc_returns[None])

@@ -255,7 +255,8 @@ def candidate_values(agent: ExpoAgent, critic_params, key, observations, candida
     """Min over a random subset of num_min_qs heads of Q(s, a_i) for every candidate: [B, K]."""
     batch, k, _ = candidates.shape
     obs_rep = jnp.repeat(observations, k, axis=0)
-    # Only the chosen heads are evaluated (as the authors' code does): same values as evaluating
+    # Only the chosen heads are evaluated, as the authors' code does (subsample_ensemble, then
+    # apply: expo/agents/sac/expo_learner.py:357-364 at bbd5713): same values as evaluating
     # all heads and taking subset_min with the same key, at num_min_qs / num_qs of the cost.
     heads = subset_params(critic_params, key, agent.hp.num_qs, agent.hp.num_min_qs)
     qs = agent.critic.apply_fn({"params": heads}, obs_rep, candidates.reshape(batch * k, -1))
@@ -320,10 +321,11 @@ def td_target(agent: ExpoAgent, key, batch, candidates):
     """y = r + gamma * mask * [Q'(s', a') + alpha_b * H(pi_OTF(. | s'))], a' the candidate selected
     under THIS step's target critic. candidates [B, K, A].
 
-    Two independent random head subsets, as in the authors' learner: one chooses the candidate
-    (expo_learner.py:355-369 at bbd5713), another, drawn from a different key, values the chosen
-    action (:516-530); one shared subset would value each backup at the maximum of the very heads
-    that chose it, an upward bias. The entropy term (entropy_backup only, Sec. 4.3) is the
+    Two independent random head subsets, as in the authors' learner (golden case td_target in
+    tests/test_golden_expo.py): one chooses the candidate (expo/agents/sac/expo_learner.py:355-369
+    at bbd5713), another, drawn from a different key, values the chosen action (:516-530); one
+    shared subset would value each backup at the maximum of the very heads that chose it, an
+    upward bias. The entropy term (entropy_backup only, Sec. 4.3) is the
     closed-form entropy of the softmax selection over the K candidates, the expectation of
     -log pi_OTF(a'|s') over the draw: at most log K, so with the fixed backup_temperature alpha_b the
     target stays within [r_min, r_max + gamma * alpha_b * log K] / (1 - gamma)."""

@@ -40,7 +40,8 @@ def cosine_schedule(T: int, s: float = 0.008) -> Schedule:
     """Nichol & Dhariwal's cosine schedule as the DIPO and QSM code build it: f(k) =
     cos^2(((k / T) + s) / (1 + s) * pi / 2), k = 0..T; beta_t = 1 - f(t) / f(t - 1) clipped to
     [0, 0.999] (computed in float64, stored float32); alpha_bars are the products of the clipped
-    1 - beta_t, as the authors recompute them."""
+    1 - beta_t, as the authors recompute them (golden cases: tests/test_golden_dipo.py
+    cosine_schedule, tests/test_golden_qsm.py schedules)."""
     k = np.arange(T + 1, dtype=np.float64) / T
     f = np.cos((k + s) / (1 + s) * np.pi * 0.5) ** 2
     betas = np.clip(1.0 - f[1:] / f[:-1], 0.0, 0.999)

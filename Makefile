@@ -18,9 +18,10 @@ demo: setup
 	$(PY) experiments/launch.py figure=demo $(ARGS)
 	$(PY) -m analysis.figures --results results --out figures
 
-# The default suite. The heavier end-to-end checks (marker slow: a SIGKILLed run resumed, a local
-# grid through submitit, the figure pictures; marker slurm: a real single-node SLURM) run with
-# `make test-heavy`; CI runs both.
+# The default suite. The heavier end-to-end checks (marker slow: a SIGKILLed run resumed, runs
+# interrupted and resumed to the same CSVs, a seed group resumed, the persistent compilation cache,
+# a local grid through submitit, the figure pictures; marker slurm: a real single-node SLURM) run
+# with `make test-heavy`; CI runs both.
 test: setup
 	$(PY) -m pytest -q -m "not slow and not slurm"
 

@@ -65,6 +65,7 @@ def status(run_dir):
     return json.loads((run_dir / "status.json").read_text())
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_interrupted_in_pretraining_and_online_gives_the_uninterrupted_csvs(tmp_path, monkeypatch, capsys):
     overrides = {"seed": 4, "pretrain_steps": 60}
     reference = train(build(tmp_path / "a", **overrides, **NO_CKPT))
@@ -94,6 +95,7 @@ def test_interrupted_in_pretraining_and_online_gives_the_uninterrupted_csvs(tmp_
     assert not (run_dir / "checkpoint").exists() and not (reference / "checkpoint").exists()
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_fig8_run_without_offline_data_warm_starts_and_resumes_exactly(tmp_path, monkeypatch, capsys):
     """Cal-QL pretraining + SAC fine-tuning with no offline data kept (Fig. 8): mc_returns (an
     extra buffer field) and the warm-start episodes must come back from the checkpoint."""

@@ -51,6 +51,7 @@ def test_cache_dir_from_the_environment(monkeypatch, tmp_path):
     assert compilation.cache_dir() is None
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_a_second_run_loads_the_update_from_the_persistent_cache(tmp_path):
     """Two processes, the same tiny run: the first writes the compiled update to the cache folder,
     the second loads it from there, and both write the same CSVs."""

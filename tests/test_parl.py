@@ -385,7 +385,7 @@ def tiny_world(tiny_world, monkeypatch):
     monkeypatch.setitem(protocol.TASKS, "lift", dataclasses.replace(protocol.TASKS["lift"], horizon=6))
 
 
-@pytest.mark.parametrize("setting", ["offline_to_online", "online"])
+@pytest.mark.parametrize("setting", [pytest.param("offline_to_online", marks=pytest.mark.slow), "online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
     before = [f._cache_size() for f in (parl.pretrain_update, parl.update, parl.sample_actions)]
     run_dir, rows, train_rows = tiny_train_run(tmp_path, {**E2E, "setting": setting, "start_training": 2})

@@ -39,6 +39,7 @@ def numeric_rows(path):
     return np.array([[number(v) for k, v in row.items() if k != "wall_time_s"] for row in read_rows(path)])
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_each_seed_of_a_group_computes_its_own_run_and_the_group_resumes_exactly(
         tmp_path, monkeypatch, capsys):
     group = group_run(tmp_path / "uninterrupted")  # no checkpoints: they change nothing computed

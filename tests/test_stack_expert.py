@@ -116,6 +116,7 @@ def test_registry_entry_names_the_stack_expert():
     assert f"noise{entry.noise:g}_seed{entry.seed}_expert-v{EXPERT_VERSION}" in entry.path().name
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_tiny_training_run_on_stack(tmp_path, monkeypatch):
     """tests/test_train.py's tiny run, on stack_robosuite: a 3-demo file from the registry, horizon 15."""
     summary = use_tiny_dataset(monkeypatch, tmp_path / "data_root", "stack_scripted", "stack_robosuite",

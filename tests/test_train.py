@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from expo import config as config_lib, protocol
@@ -48,6 +49,22 @@ def test_run_writes_eval_train_config(tmp_path):
     status = json.loads((run_dir / "status.json").read_text())
     assert status["finished"] is True and status["resumes"] == 0
     assert not (run_dir / "checkpoint").exists()  # deleted once the run finished
+
+
+def test_entropy_backup_runs_end_to_end_and_logs_the_edit_temperature(tmp_path):
+    """method=expo_entropy_backup: soft selection in the target (positive selection entropy) and
+    train.csv carries the edit policy's temperature and the Q share of its gradient."""
+    run_dir = run(tmp_path, method="expo_entropy_backup")
+    online = [r for r in read_rows(run_dir / "train.csv") if r["phase"] == "online"]
+    assert len(online) == 3
+    for r in online:
+        assert 0.0 < float(r["selection_entropy"]) <= np.log(4) + 1e-6  # N + n_edit = 4 candidates
+        assert 0.0 <= float(r["edit_q_grad_share"]) <= 1.0
+        assert np.isclose(np.exp(float(r["log_temperature"])), float(r["temperature"]), rtol=1e-4)
+    assert_eval = read_rows(run_dir / "eval.csv")
+    assert [int(r["env_step"]) for r in assert_eval] == [0, 12, 24]
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["agent"]["entropy_backup"] is True and "backup_temperature" in cfg["agent"]["deviations"]
 
 
 def _without_wall_time(path):

@@ -1,9 +1,11 @@
 """The one training loop, for both settings of the paper.
 
 - online (Fig. 3): no pretraining; the offline data sits in its own buffer and every minibatch is
-  half offline, half online; random actions for the first start_training steps.
+  half offline, half online; no update before online step start_training, and random actions
+  until then (warmup_acts=random; "policy": the policy acts, only the updates wait).
 - offline_to_online (Fig. 4): the base policy is first trained by imitation for pretrain_steps on
-  the offline data (Q and the edit policy start from scratch), then the online phase above.
+  the offline data (Q and the edit policy start from scratch), then the online phase above, in
+  which the pretrained policy acts from step 1 (expo/config.py: no random steps after pretraining).
 - keep_offline_data=false (Fig. 8): after pretraining, minibatches come from the online buffer
   only. Before online step 1, warm_start_episodes episodes of the acting policy (default: as many
   as the dataset has) fill the online buffer, without updates; their env steps are not counted in

@@ -300,7 +300,7 @@ E2E = {
 
 
 
-@pytest.mark.parametrize("setting", ["offline_to_online", "online"])
+@pytest.mark.parametrize("setting", [pytest.param("offline_to_online", marks=pytest.mark.slow), "online"])
 def test_tiny_run_writes_eval_csv(tiny_world, tmp_path, setting):
     _, rows, train_rows = tiny_train_run(tmp_path, {**E2E, "setting": setting})
     assert_eval_rows(rows, [0, 8, 16])

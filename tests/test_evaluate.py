@@ -73,6 +73,7 @@ def test_per_row_policy_is_the_policy_on_each_row():
         np.testing.assert_allclose(batched[r], alone, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 @pytest.mark.usefixtures("tiny_world")
 def test_batched_equals_sequential_with_the_real_policy_and_simulator():
     """EXPO's OTF policy in robosuite Lift (15-step episodes): 4 episodes in 1, 2 or 4 envs."""

@@ -19,7 +19,8 @@ from flax.training.train_state import TrainState
 from baselines import calql
 from expo.nets.distributions import TanhGaussian, tanh_gaussian_log_prob_pre_tanh
 from expo.nets.ensemble import QEnsemble
-from tests.golden_files import assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 OBS, ACT, K = 4, 2, 3
 MC_CASES = ["mc_returns_antmaze_success_terminal", "mc_returns_antmaze_all_failure",
@@ -28,23 +29,11 @@ CQL_CASES = ["cql_calql_fixed_weight", "cql_calql_lagrange"]
 FAILURE = -5.0  # the scaled failure reward of both scripts
 
 
-def unflatten(arrays, prefix):
-    tree = {}
-    for name, value in arrays.items():
-        if name.startswith(prefix + "/"):
-            *path, leaf = name[len(prefix) + 1:].split("/")
-            node = tree
-            for p in path:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(value)
-    return tree
-
-
 def critic_tree(arrays, prefix):
     """Authors' qf1 / qf2 (FullyConnectedNetwork_0: Dense_0, Dense_1 hidden, Dense_2 output) ->
     the suite's QEnsemble without LayerNorm (MLP_0/Dense_0, MLP_0/Dense_1, Dense_0), heads stacked."""
     def one(name):
-        net = unflatten(arrays, f"{prefix}{name}")["params"]["FullyConnectedNetwork_0"]
+        net = golden_files.unflatten(arrays, f"{prefix}{name}")["params"]["FullyConnectedNetwork_0"]
         return {"MLP_0": {"Dense_0": net["Dense_0"], "Dense_1": net["Dense_1"]}, "Dense_0": net["Dense_2"]}
     return jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), one("qf1"), one("qf2"))
 
@@ -53,7 +42,7 @@ def actor_tree(arrays):
     """Authors' TanhGaussianPolicy -> the suite's TanhGaussian: the output Dense's first |A|
     columns are the mean head; the raw log-std columns times the multiplier, plus the offset in
     the bias, are the log-std head (exact at fixed parameters)."""
-    p = unflatten(arrays, "policy")["params"]
+    p = golden_files.unflatten(arrays, "policy")["params"]
     net, out = p["base_network"], p["base_network"]["Dense_2"]
     mult, offset = p["log_std_multiplier_module"]["value"], p["log_std_offset_module"]["value"]
     return {"MLP_0": {"Dense_0": net["Dense_0"], "Dense_1": net["Dense_1"]},
@@ -173,13 +162,4 @@ def test_policy_log_prob_of_data_actions():
 
 
 def test_every_case_names_its_provenance():
-    names = cases("calql")
-    assert set(MC_CASES + CQL_CASES) <= set(names)
-    for name in names:
-        _, meta = load("calql", name)
-        assert meta["repository"] == "https://github.com/nakamotoo/Cal-QL"
-        assert len(meta["commit"]) == 40 and meta["commit"].startswith("ac6eafe")
-        assert meta["functions"] and all(":" in f for f in meta["functions"])
-        assert meta["source"].startswith(("imported from the official checkout",
-                                          "published formulas in a standalone script"))
-        assert meta["tolerance"]["rtol"] <= 1e-5
+    golden_files.assert_provenance("calql", "ac6eafe", "nakamotoo/Cal-QL", MC_CASES + CQL_CASES)

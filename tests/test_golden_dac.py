@@ -7,7 +7,6 @@ The noise network is not compared (the suite's LN-ResNet is a documented deviati
 feed the authors' predicted noise into the suite's loss.
 """
 import dataclasses
-import re
 
 import jax
 import jax.numpy as jnp
@@ -29,30 +28,12 @@ def load(case):
     return golden_files.load("dac", case)
 
 
-def unflatten(arrays, prefix):
-    tree = {}
-    for key, value in arrays.items():
-        if key.startswith(prefix + "."):
-            *path, leaf = key[len(prefix) + 1:].split(".")
-            node = tree
-            for p in path:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(value)
-    return tree
-
-
 def suite_critic_params(arrays, prefix):
     """Authors' EnsembleQ {VmapQNet_0: {MLP_0: {Dense_0..Dense_k}}} (Dense_k the scalar head) ->
     the suite's QEnsemble {MLP_0: {Dense_0..Dense_k-1}, Dense_0: head}; leading axis = head in both."""
-    layers = unflatten(arrays, prefix)["VmapQNet_0"]["MLP_0"]
+    layers = golden_files.unflatten(arrays, prefix, sep=".")["VmapQNet_0"]["MLP_0"]
     k = len(layers) - 1
     return {"MLP_0": {f"Dense_{i}": layers[f"Dense_{i}"] for i in range(k)}, "Dense_0": layers[f"Dense_{k}"]}
-
-
-def assert_trees_close(got, want, meta, name):
-    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want)):
-        assert_close(x, y, meta, f"{name}{jax.tree_util.keystr(path)}")
 
 
 @pytest.fixture(scope="module")
@@ -137,19 +118,10 @@ def test_critic_step_lcb_target(agent, case):
     new, info = dac.critic_step(ag, batch)
     assert_close(info["critic_loss"], a["critic_loss"], meta, "critic_loss")
     minus = lambda x, y: x - y  # noqa: E731
-    assert_trees_close(jax.tree_util.tree_map(minus, params, new.critic.params),
+    golden_files.assert_trees_close(jax.tree_util.tree_map(minus, params, new.critic.params),
                        jax.tree_util.tree_map(minus, params, suite_critic_params(a, "new_critic")), meta,
                        "critic grad")
-    assert_trees_close(new.target_critic, suite_critic_params(a, "new_target_critic"), meta, "new target")
+    golden_files.assert_trees_close(new.target_critic, suite_critic_params(a, "new_target_critic"), meta, "new target")
 
 def test_every_case_names_its_provenance():
-    cases = golden_files.cases("dac")
-    assert set(cases) == {"forward", "actor_loss", "guidance_weights", "lcb_mean", "lcb_max"}
-    for case in cases:
-        _, meta = load(case)
-        assert meta["repository"] == "https://github.com/Fang-Lin93/DAC"
-        assert re.fullmatch(r"[0-9a-f]{40}", meta["commit"]) and meta["commit"].startswith("e254357")
-        assert meta["functions"] and all(re.search(r"\.py:\d+ ", f) for f in meta["functions"])
-        assert meta["source"].startswith(("imported from the official checkout",
-                                          "published formulas in a standalone script"))
-        assert meta["tolerance"]["rtol"] <= 1e-5
+    golden_files.assert_provenance("dac", "e254357", "Fang-Lin93/DAC", {"forward", "actor_loss", "guidance_weights", "lcb_mean", "lcb_max"})

@@ -12,13 +12,13 @@ the suite's parameter trees (torch Linear weight [out, in] = flax kernel.T); tor
 """
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from baselines import dipo
 from expo.nets import diffusion
 from tests.conftest import with_hp
-from tests.golden_files import REQUIRED_META, assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 OBS, ACT, B = 4, 2, 5
 CFG = dict(hidden_dims=(16, 16, 16), diffusion_width=16, diffusion_layers=3, time_dim=8, T=5,
@@ -96,10 +96,4 @@ def test_posterior_sampler(agent, name, ratio):
 
 
 def test_every_case_names_its_provenance():
-    names = cases("dipo")
-    assert set(names) >= {"cosine_schedule", "action_gradient", "noise_network", "posterior_sampler"}
-    for case in names:
-        _, meta = load("dipo", case)
-        assert all(k in meta for k in REQUIRED_META)
-        assert len(meta["commit"]) == 40 and meta["commit"].startswith("c6d8d1b")
-        assert "github.com/BellmanTimeHut/DIPO" in meta["repository"] and meta["functions"]
+    golden_files.assert_provenance("dipo", "c6d8d1b", "BellmanTimeHut/DIPO", {"cosine_schedule", "action_gradient", "noise_network", "posterior_sampler"})

@@ -4,8 +4,6 @@ trees (the mapping is checked against the suite's own init: same paths, same sha
 head subsets the authors' code drew are fed to the suite's functions by monkeypatching
 jax.random.normal / randint and expo.agents.expo.subset_params.
 """
-import json
-import re
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +14,8 @@ from expo.agents import expo
 from expo.nets import diffusion
 from expo.nets.ensemble import QEnsemble, subset_indices
 from expo.nets.temperature import temperature_loss
-from tests.golden_files import GOLDEN_ROOT, REQUIRED_META, assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 M = "expo"
 OBS, ACT, B = 4, 2, 4
@@ -48,12 +47,6 @@ def mapped(arrays, prefix, renames, like):
     shapes = lambda t: jax.tree_util.tree_map(jnp.shape, t)  # noqa: E731
     assert shapes(tree) == shapes(jax.tree_util.tree_map(jnp.asarray, like)), prefix
     return tree
-
-
-def assert_trees(actual, expected, meta, name):
-    flat_e = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
-    for path, value in jax.tree_util.tree_flatten_with_path(actual)[0]:
-        assert_close(value, flat_e[path], meta, f"{name}{jax.tree_util.keystr(path)}")
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +88,8 @@ def fixed_normal(monkeypatch, noise):
 # ----------------------------------------------------------------------------- cases
 
 def test_provenance_of_every_case():
-    names = cases(M)
-    assert {"critic_forward", "head_subsets", "td_target", "vp_schedule", "noise_net", "eps_mse",
-            "ddpm_sampler", "edit_loss", "temperature"} <= set(names)
-    for name in names:
-        meta = json.loads((GOLDEN_ROOT / M / f"{name}.json").read_text())
-        assert all(k in meta for k in REQUIRED_META), name
-        assert re.fullmatch(r"[0-9a-f]{40}", meta["commit"]) and meta["commit"].startswith("bbd5713")
-        assert meta["repository"] == "github:Servo97/EXPO"
-        assert meta["functions"] and all(re.search(r"\.py:\d+", f) for f in meta["functions"])
-        assert meta["source"].startswith("imported from the official checkout")
+    golden_files.assert_provenance("expo", "bbd5713", "Servo97/EXPO", {"critic_forward", "head_subsets", "td_target", "vp_schedule", "noise_net", "eps_mse",
+                                        "ddpm_sampler", "edit_loss", "temperature"})
 
 
 def test_critic_forward(agent):
@@ -158,7 +143,7 @@ def test_td_target_with_independent_subsets(agent, monkeypatch):
     assert_close(target, arrays["target"], meta, "target")
     np.testing.assert_array_equal(np.asarray(entropy), 0.0)
     assert_close(loss, arrays["critic_loss"], meta, "critic_loss")
-    assert_trees(grads, mapped(arrays, "critic_grads", CRITIC, ag.critic.params), meta, "grad")
+    golden_files.assert_trees_close(grads, mapped(arrays, "critic_grads", CRITIC, ag.critic.params), meta, "grad")
 
 
 def test_vp_schedule():
@@ -190,7 +175,7 @@ def test_eps_mse_loss_and_gradients(agent, monkeypatch):
         agent.actor.apply_fn, p, agent.schedule, jax.random.PRNGKey(0), arrays["observations"],
         arrays["actions"])))(params)
     assert_close(loss, arrays["loss"], meta, "loss")
-    assert_trees(grads, mapped(arrays, "grads", ACTOR, agent.actor.params), meta, "grad")
+    golden_files.assert_trees_close(grads, mapped(arrays, "grads", ACTOR, agent.actor.params), meta, "grad")
 
 
 def test_ddpm_sampler(agent, monkeypatch):
@@ -226,7 +211,7 @@ def test_edit_loss_and_gradients(agent, monkeypatch):
     assert_close(loss, arrays["loss"], meta, "loss")
     assert_close(info["edit_q"], arrays["edit_q"], meta, "edit_q")
     assert_close(info["edit_entropy"], arrays["entropy"], meta, "entropy")
-    assert_trees(grads, mapped(arrays, "grads", EDIT, ag.edit.params), meta, "grad")
+    golden_files.assert_trees_close(grads, mapped(arrays, "grads", EDIT, ag.edit.params), meta, "grad")
 
 
 def test_edit_step_after_adam(agent, monkeypatch):
@@ -238,7 +223,7 @@ def test_edit_step_after_adam(agent, monkeypatch):
     assert_close(ag.temp.params["log_temp"], arrays["log_temp"], meta, "initial log_temp")
     fixed_normal(monkeypatch, arrays["noise"])
     new, _ = jax.jit(lambda a, b: expo.edit_step(a, b))(ag, batch_of(arrays))
-    assert_trees(new.edit.params, mapped(arrays, "edit_after_adam", EDIT, ag.edit.params), meta,
+    golden_files.assert_trees_close(new.edit.params, mapped(arrays, "edit_after_adam", EDIT, ag.edit.params), meta,
                  "edit params")
     assert_close(new.temp.params["log_temp"], temp_arrays["log_temp_after_adam"], temp_meta,
                  "log_temp")

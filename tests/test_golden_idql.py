@@ -7,7 +7,6 @@ value   {MLP_0: {LayerNorm_0, Dense_0, Dense_1}, OutputVDense}
         -> {LayerNorm_0, MLP_0: {Dense_0, Dense_1}, Dense_0}.
 """
 import dataclasses
-import re
 
 import jax
 import jax.numpy as jnp
@@ -27,24 +26,12 @@ def load(case):
     return golden_files.load("idql", case)
 
 
-def unflatten(arrays, prefix):
-    tree = {}
-    for key, value in arrays.items():
-        if key.startswith(prefix + "."):
-            *path, leaf = key[len(prefix) + 1:].split(".")
-            node = tree
-            for p in path:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(value)
-    return tree
-
-
 def suite_critic(arrays, prefix):
-    return unflatten(arrays, prefix)["VmapStateActionValue_0"]
+    return golden_files.unflatten(arrays, prefix, sep=".")["VmapStateActionValue_0"]
 
 
 def suite_value(arrays, prefix):
-    v = unflatten(arrays, prefix)
+    v = golden_files.unflatten(arrays, prefix, sep=".")
     mlp = dict(v["MLP_0"])
     return {"LayerNorm_0": mlp.pop("LayerNorm_0"), "MLP_0": mlp, "Dense_0": v["OutputVDense"]}
 
@@ -54,12 +41,6 @@ def agent():
     cfg = idql.get_config()
     cfg.update(CFG)
     return jax.jit(lambda: idql.create(0, OBS, ACT, cfg))()
-
-
-def assert_trees_close(got, want, meta, name):
-    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(got), jax.tree_util.tree_leaves(want)):
-        assert_close(x, y, meta, f"{name}{jax.tree_util.keystr(path)}")
 
 
 @pytest.mark.parametrize("tau", ["07", "09"])
@@ -100,12 +81,12 @@ def test_critic_step_expectile_value_and_q_target(agent, case):
                          ("q_mean", "q")):
         assert_close(info[ours], a[theirs], meta, ours)
     minus = lambda x, y: x - y  # noqa: E731
-    assert_trees_close(jax.tree_util.tree_map(minus, value, new.value.params),
+    golden_files.assert_trees_close(jax.tree_util.tree_map(minus, value, new.value.params),
                        jax.tree_util.tree_map(minus, value, suite_value(a, "new_value")), meta, "value grad")
-    assert_trees_close(jax.tree_util.tree_map(minus, critic, new.critic.params),
+    golden_files.assert_trees_close(jax.tree_util.tree_map(minus, critic, new.critic.params),
                        jax.tree_util.tree_map(minus, critic, suite_critic(a, "new_critic")), meta,
                        "critic grad")
-    assert_trees_close(new.target_critic, suite_critic(a, "new_target_critic"), meta, "new target")
+    golden_files.assert_trees_close(new.target_critic, suite_critic(a, "new_target_critic"), meta, "new target")
 
 
 def test_argmax_over_fixed_candidates(agent):
@@ -120,14 +101,5 @@ def test_argmax_over_fixed_candidates(agent):
 
 
 def test_every_case_names_its_provenance():
-    cases = golden_files.cases("idql")
-    assert set(cases) == {"expectile_loss", "forward", "critic_update_tau07", "critic_update_tau09",
-                          "argmax_select"}
-    for case in cases:
-        _, meta = load(case)
-        assert meta["repository"] == "https://github.com/philippe-eecs/IDQL"
-        assert re.fullmatch(r"[0-9a-f]{40}", meta["commit"]) and meta["commit"].startswith("7582571")
-        assert meta["functions"] and all(re.search(r"\.py:\d+ ", f) for f in meta["functions"])
-        assert meta["source"].startswith(("imported from the official checkout",
-                                          "published formulas in a standalone script"))
-        assert meta["tolerance"]["rtol"] <= 1e-5
+    golden_files.assert_provenance("idql", "7582571", "philippe-eecs/IDQL", {"expectile_loss", "forward", "critic_update_tau07", "critic_update_tau09",
+                                        "argmax_select"})

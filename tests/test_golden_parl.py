@@ -20,7 +20,8 @@ import pytest
 
 from baselines import parl
 from tests.conftest import with_hp
-from tests.golden_files import REQUIRED_META, assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 OBS, ACT, H = 4, 2, 4
 CFG = dict(hidden_dims=(16, 16), num_qs=H, num_min_qs=2, critic_layer_norm=True, N=8, num_keep=3,
@@ -104,10 +105,4 @@ def test_pipeline(agent, monkeypatch):
 
 
 def test_every_case_names_its_provenance():
-    names = cases("parl")
-    assert set(names) >= {"top_m", "ascent_small", "ascent_large", "pipeline"}
-    for case in names:
-        _, meta = load("parl", case)
-        assert all(k in meta for k in REQUIRED_META)
-        assert len(meta["commit"]) == 40 and meta["commit"].startswith("a26a192")
-        assert "github.com/MaxSobolMark/PolicyAgnosticRL" in meta["repository"] and meta["functions"]
+    golden_files.assert_provenance("parl", "a26a192", "MaxSobolMark/PolicyAgnosticRL", {"top_m", "ascent_small", "ascent_large", "pipeline"})

@@ -19,7 +19,8 @@ import pytest
 
 from baselines import qsm
 from expo.nets import diffusion
-from tests.golden_files import REQUIRED_META, assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 OBS, ACT = 4, 2
 CFG = dict(hidden_dims=(16, 16), diffusion_width=16, diffusion_layers=2, time_dim=8,
@@ -113,10 +114,4 @@ def test_td_target(agent, monkeypatch):
 
 
 def test_every_case_names_its_provenance():
-    names = cases("qsm")
-    assert set(names) >= {"schedules", "actor_loss", "td_target"}
-    for case in names:
-        _, meta = load("qsm", case)
-        assert all(k in meta for k in REQUIRED_META)
-        assert len(meta["commit"]) == 40 and meta["commit"].startswith("2e77893")
-        assert "github.com/Alescontrela/score_matching_rl" in meta["repository"] and meta["functions"]
+    golden_files.assert_provenance("qsm", "2e77893", "Alescontrela/score_matching_rl", {"schedules", "actor_loss", "td_target"})

@@ -16,34 +16,23 @@ from baselines import rlpd
 from expo.nets import ensemble
 from expo.nets.distributions import TanhGaussian
 from expo.nets.temperature import temperature_loss
-from tests.golden_files import assert_close, cases, load
+from tests import golden_files
+from tests.golden_files import assert_close, load
 
 OBS, ACT, H, M = 4, 2, 4, 2
 BATCH_KEYS = ("observations", "actions", "next_observations", "rewards", "masks")
 
 
-def unflatten(arrays, prefix):
-    tree = {}
-    for name, value in arrays.items():
-        if name.startswith(prefix + "/"):
-            *path, leaf = name[len(prefix) + 1:].split("/")
-            node = tree
-            for p in path:
-                node = node.setdefault(p, {})
-            node[leaf] = jnp.asarray(value)
-    return tree
-
-
 def critic_tree(arrays, prefix):
     """Authors' Ensemble(StateActionValue(MLP)) -> suite QEnsemble: the same leaves, stacked on the
     head axis, without the vmapped module's name (VmapStateActionValue_0)."""
-    return unflatten(arrays, prefix)["VmapStateActionValue_0"]
+    return golden_files.unflatten(arrays, prefix)["VmapStateActionValue_0"]
 
 
 def actor_tree(arrays, prefix):
     """Authors' TanhNormal -> suite TanhGaussian: MLP_0 as is, OutputDenseMean -> Dense_0,
     OutputDenseLogStd -> Dense_1."""
-    t = unflatten(arrays, prefix)
+    t = golden_files.unflatten(arrays, prefix)
     return {"MLP_0": t["MLP_0"], "Dense_0": t["OutputDenseMean"], "Dense_1": t["OutputDenseLogStd"]}
 
 
@@ -66,14 +55,6 @@ def suite_agent(arrays, backup_entropy=False):
 
 def batch_of(arrays):
     return {k: jnp.asarray(arrays[k]) for k in BATCH_KEYS}
-
-
-def assert_tree_close(actual, expected, meta, name):
-    flat_a = jax.tree_util.tree_flatten_with_path(actual)[0]
-    flat_e = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
-    assert len(flat_a) == len(flat_e)
-    for path, value in flat_a:
-        assert_close(value, flat_e[path], meta, f"{name} {jax.tree_util.keystr(path)}")
 
 
 def old_threefry():
@@ -119,7 +100,7 @@ def test_critic_target_and_loss(case, backup_entropy):
     (loss, _), grads = loss_and_grad(agent.critic.params, agent.critic.apply_fn, batch_of(arrays),
                                      jnp.asarray(arrays["target"]))
     assert_close(loss, arrays["critic_loss"], meta, "critic_loss")
-    assert_tree_close(grads, critic_tree(arrays, "critic_grad"), meta, "critic_grad")
+    golden_files.assert_trees_close(grads, critic_tree(arrays, "critic_grad"), meta, "critic_grad")
 
 
 def test_actor_and_temperature_losses(monkeypatch):
@@ -137,20 +118,11 @@ def test_actor_and_temperature_losses(monkeypatch):
         temperature)
     assert_close(loss, arrays["actor_loss"], meta, "actor_loss")
     assert_close(info["entropy"], arrays["entropy"], meta, "entropy")
-    assert_tree_close(grads, actor_tree(arrays, "actor_grad"), meta, "actor_grad")
+    golden_files.assert_trees_close(grads, actor_tree(arrays, "actor_grad"), meta, "actor_grad")
     t_loss = temperature_loss(temperature, arrays["entropy"], float(arrays["target_entropy"]))
     assert_close(t_loss, arrays["temperature_loss"], meta, "temperature_loss")
 
 
 def test_every_case_names_its_provenance():
-    names = cases("rlpd")
-    assert {"critic_forward", "critic_target_backup_entropy", "critic_target_no_backup_entropy",
-            "actor_temperature"} <= set(names)
-    for name in names:
-        _, meta = load("rlpd", name)
-        assert meta["repository"] == "https://github.com/ikostrikov/rlpd"
-        assert len(meta["commit"]) == 40 and meta["commit"].startswith("c90fd4b")
-        assert meta["functions"] and all(":" in f for f in meta["functions"])
-        assert meta["source"].startswith(("imported from the official checkout",
-                                          "published formulas in a standalone script"))
-        assert meta["tolerance"]["rtol"] <= 1e-5
+    golden_files.assert_provenance("rlpd", "c90fd4b", "ikostrikov/rlpd", {"critic_forward", "critic_target_backup_entropy", "critic_target_no_backup_entropy",
+                                        "actor_temperature"})

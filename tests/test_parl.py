@@ -322,6 +322,7 @@ def lift_batch(rng, k, b):
     return loop_batch(rng, k, b, 19, 7, rewards=-1.0, mc_returns=-50.0)
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_update_and_pretrain_compile_once_and_move_the_right_parts():
     """create()'s leaves have the types update()/pretrain_update() return: no recompilation over
     several calls. Same config and shapes as the end-to-end runs below (they reuse the compiled

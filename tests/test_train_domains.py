@@ -30,6 +30,7 @@ def data_root(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_antmaze_run_on_a_d4rl_layout_file(tmp_path, monkeypatch, data_root):
     spec = protocol.get_task("antmaze-medium-play-v2")
     from expo.data.registry import get_dataset
@@ -46,6 +47,7 @@ def test_antmaze_run_on_a_d4rl_layout_file(tmp_path, monkeypatch, data_root):
         assert float(r["return"]) in (0.0, 1.0)
 
 
+@pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_adroit_run_on_awac_layout_files(tmp_path, monkeypatch, data_root):
     write_awac_pen(data_root)
     saved, rows = tiny_run(tmp_path, monkeypatch, "pen-binary-v0", horizon=5)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from goldens import FROM_CHECKOUT, require_commit, write_case  # noqa: E402
+from goldens import FROM_CHECKOUT, flatten, require_commit, write_case  # noqa: E402
 
 PINNED = "ac6eafe"
 REPOSITORY = "https://github.com/nakamotoo/Cal-QL"
@@ -60,7 +60,6 @@ def main() -> None:
     for name in ("d4rl", "gym"):  # imported at the top of replay_buffer.py, unused by calc_return_to_go
         sys.modules.setdefault(name, types.ModuleType(name))
 
-    import flax
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -73,10 +72,6 @@ def main() -> None:
         line = next(i + 1 for i, l in enumerate(lines)
                     if l.lstrip().startswith((f"def {name}", f"class {name}")))
         return f"{path}:{line} {name}"
-
-    def flat(prefix, params):
-        return {f"{prefix}/{k}": np.asarray(v) for k, v in
-                flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/").items()}
 
     common = dict(repository=REPOSITORY, commit=commit)
     gamma = 0.99
@@ -105,7 +100,6 @@ def main() -> None:
                   "atol 1e-5: returns up to 500 in float32 (the authors build them in Python floats)")
 
     # ---------------------------------------------------------------- one CQL / Cal-QL step
-    captured = {}
     original = conservative_sac.collect_jax_metrics
 
     def collect_and_read_out(metrics, names, prefix=None):
@@ -166,9 +160,9 @@ def main() -> None:
         write_case("calql", case, {
             **{n: np.asarray(v) for n, v in batch.items()}, "mc_returns": np.asarray(mc_returns),
             "cql_min_q_weight": np.float32(weight),
-            **flat("qf1", states["qf1"].params), **flat("qf2", states["qf2"].params),
-            **flat("target_qf1", target["qf1"]), **flat("target_qf2", target["qf2"]),
-            **flat("policy", states["policy"].params), **out}, **common,
+            **flatten(states["qf1"].params, "qf1"), **flatten(states["qf2"].params, "qf2"),
+            **flatten(target["qf1"], "target_qf1"), **flatten(target["qf2"], "target_qf2"),
+            **flatten(states["policy"].params, "policy"), **out}, **common,
             functions=[where("JaxCQL/conservative_sac.py", "_train_step"),
                        where("JaxCQL/model.py", "FullyConnectedQFunction"),
                        where("JaxCQL/model.py", "multiple_action_q_function"),

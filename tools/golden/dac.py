@@ -31,7 +31,7 @@ import types
 
 import numpy as np
 
-from goldens import FROM_CHECKOUT, require_commit, write_case
+from goldens import FROM_CHECKOUT, flatten, require_commit, write_case
 
 PINNED = "e254357"
 REPOSITORY = "https://github.com/Fang-Lin93/DAC"
@@ -65,17 +65,6 @@ def where(repo: str, obj) -> str:
     lines, start = inspect.getsourcelines(obj)
     start += next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "class ")))
     return f"{path}:{start} {obj.__qualname__}"
-
-
-def flat(tree, prefix: str) -> dict:
-    """Nested dict of arrays -> {'prefix.a.b': array} (npz keys; tests unflatten them)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) or hasattr(v, "items"):
-            out.update(flat(v, f"{prefix}.{k}"))
-        else:
-            out[f"{prefix}.{k}"] = np.asarray(v)
-    return out
 
 
 def main():
@@ -113,7 +102,7 @@ def main():
 
     # ---- forward
     write("forward", {"obs": obs, "actions": actions, "q": learner.critic(obs, actions),
-                      **flat(critic_params["params"], "critic")},
+                      **flatten(critic_params["params"], "critic", sep=".")},
           [D.DACLearner, D.EnsembleQ],
           notes="EnsembleQ(hidden (8, 8, 8), mish, 4 heads) as DACLearner builds it; q is [heads, B]")
 
@@ -137,7 +126,7 @@ def main():
     np.testing.assert_allclose(np.mean((pred_eps - noise) ** 2), info["bc_loss"], rtol=1e-6)
     common = {"obs": obs, "actions": actions, "t": np.asarray(t[:, 0]), "noise": noise,
               "noisy_actions": noisy, "alpha_hats": learner.alpha_hats,
-              **flat(target_params["params"], "target_critic")}
+              **flatten(target_params["params"], "target_critic", sep=".")}
     write("actor_loss", {**common, "eta": np.float32(eta), "pred_eps": pred_eps,
                          **{k: info[k] for k in ("actor_loss", "bc_loss", "guidance_loss", "Q_norm",
                                                  "Q_grad", "Q_grad_abs")}},
@@ -178,10 +167,10 @@ def main():
                      "next_obs": next_obs, "next_actions": next_actions, "rho": np.float32(rho),
                      "max_q": np.bool_(max_q), "discount": np.float32(0.99), "tau": np.float32(0.005),
                      "critic_loss": cinfo["critic_loss"],
-                     **flat(critic_params["params"], "critic"),
-                     **flat(target_params["params"], "target_critic"),
-                     **flat(new_critic.params["params"], "new_critic"),
-                     **flat(new_target.params["params"], "new_target_critic")},
+                     **flatten(critic_params["params"], "critic", sep="."),
+                     **flatten(target_params["params"], "target_critic", sep="."),
+                     **flatten(new_critic.params["params"], "new_critic", sep="."),
+                     **flatten(new_target.params["params"], "new_target_critic", sep=".")},
               [D._jit_update_critic, D.ema_update],
               notes=f"q_tar 'lcb', rho {rho}, maxQ {max_q}; critic optimiser replaced by optax.sgd(1.0) "
                     "without clipping, so new_critic = critic - grad(critic loss); next actions from a "

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from goldens import FROM_CHECKOUT, require_commit, write_case  # noqa: E402
+from goldens import FROM_CHECKOUT, flatten, require_commit, write_case  # noqa: E402
 
 METHOD = "expo"
 REPOSITORY = "github:Servo97/EXPO"
@@ -65,17 +65,6 @@ F = {  # file:line at bbd5713
     "TanhNormal": "expo/distributions/tanh_normal.py:17 (Normal, squash_tanh=True)",
     "Temperature": "expo/agents/sac/temperature.py:5 (Temperature)",
 }
-
-
-def flat(tree, prefix):
-    """{'prefix/a/b/kernel': array} from a nested params dict (the tests unflatten it)."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict) or hasattr(v, "items"):
-            out.update(flat(v, f"{prefix}/{k}"))
-        else:
-            out[f"{prefix}/{k}"] = np.asarray(v)
-    return out
 
 
 def main() -> None:
@@ -165,7 +154,7 @@ def main() -> None:
         edit_actor=recording(agent.edit_actor.replace(params=edit_params)),
         temp=recording(agent.temp),
     )
-    critics = {**flat(critic_params, "critic"), **flat(target_params, "target_critic")}
+    critics = {**flatten(critic_params, "critic"), **flatten(target_params, "target_critic")}
 
     obs = rs.uniform(-1, 1, (B, OBS)).astype(np.float32)
     actions = rs.uniform(-0.5, 0.5, (B, ACT)).astype(np.float32)  # a + beta u stays in [-1, 1]
@@ -176,7 +165,7 @@ def main() -> None:
 
     # 1. critic forward ----------------------------------------------------------------------
     q = agent.critic.apply_fn({"params": critic_params}, obs, actions, True)
-    case("critic_forward", {**flat(critic_params, "critic"), "observations": obs,
+    case("critic_forward", {**flatten(critic_params, "critic"), "observations": obs,
                             "actions": actions, "q": q},
          ["Ensemble", "StateActionValue", "MLP", "create"],
          "EXPOLearner.create's critic (Ensemble of StateActionValue(MLP, LayerNorm)), hidden "
@@ -255,7 +244,7 @@ def main() -> None:
                        "value_heads": value_heads, "q_select": q_select, "index": index,
                        "next_qs": next_qs, "target": target,
                        "critic_loss": np.asarray(info["critic_loss"]),
-                       **flat(GRADS_SINK[0], "critic_grads")},
+                       **flatten(GRADS_SINK[0], "critic_grads")},
          ["update_critic", "sample_batch_actions", "compute_q", "subsample_ensemble",
           "ddpm_train_sampler"],
          "EXPOLearner.update_critic run eagerly; the candidates (their ddpm_train_sampler's N "
@@ -283,7 +272,7 @@ def main() -> None:
     a_t = rs.standard_normal((B, ACT)).astype(np.float32)
     t = np.array([[0], [2], [4], [1]], np.int32)
     eps = actor_def.apply({"params": actor_params}, obs, a_t, t)
-    case("noise_net", {**flat(actor_params, "actor"), "observations": obs, "noisy_actions": a_t,
+    case("noise_net", {**flatten(actor_params, "actor"), "observations": obs, "noisy_actions": a_t,
                        "t": t, "eps": eps}, ["DDPM", "FourierFeatures", "DiffusionMLP",
                                              "DiffusionMLPResNet", "MLPResNetBlock"],
          "their DDPM module as create builds it (learnable Fourier time features of size 8, "
@@ -294,9 +283,9 @@ def main() -> None:
     agent = agent.replace(rng=jax.random.PRNGKey(7))
     _, info = agent.update_actor(batch)
     jax.effects_barrier()
-    case("eps_mse", {**flat(actor_params, "actor"), "observations": obs, "actions": actions,
+    case("eps_mse", {**flatten(actor_params, "actor"), "observations": obs, "actions": actions,
                      "t": randints[0], "noise": normals[0], "loss": np.asarray(info["actor_loss"]),
-                     **flat(GRADS_SINK[0], "grads")}, ["update_actor", "vp_beta_schedule"],
+                     **flatten(GRADS_SINK[0], "grads")}, ["update_actor", "vp_beta_schedule"],
          "EXPOLearner.update_actor run eagerly (T=5 vp schedule); its draws of t (randint) and "
          "noise (normal) recorded; loss from its info, gradients recorded at apply_gradients",
          rtol=1e-4, atol=1e-5,
@@ -311,7 +300,7 @@ def main() -> None:
     jax.effects_barrier()
     draws = np.stack(normals)  # a_T, then z of the scan steps t = T-1, ..., 0
     assert draws.shape == (T + 1, B, ACT), draws.shape
-    case("ddpm_sampler", {**flat(actor_params, "actor"), "observations": obs, "noise": draws,
+    case("ddpm_sampler", {**flatten(actor_params, "actor"), "observations": obs, "noise": draws,
                           "sample": sample}, ["ddpm_sampler", "DDPM", "vp_beta_schedule"],
          "their ddpm_sampler(T=5, temperature 1, repeat_last_step 0, clip_sampler True); its "
          "normal draws recorded in order: a_T, then z at t = T-1, ..., 0",
@@ -327,12 +316,12 @@ def main() -> None:
     assert len(normals) == 1 and normals[0].shape == (ACT, B), [n.shape for n in normals]
     edit_noise = normals[0].T
     log_temp = np.asarray(agent.temp.params["log_temp"])
-    case("edit_loss", {**flat(critic_params, "critic"), **flat(edit_params, "edit"),
+    case("edit_loss", {**flatten(critic_params, "critic"), **flatten(edit_params, "edit"),
                        **{k: np.asarray(v) for k, v in batch.items()}, "noise": edit_noise, "log_temp": log_temp,
                        "loss": np.asarray(info["edit_actor_loss"]),
                        "edit_q": np.asarray(info["edit_q"]), "entropy": np.asarray(info["entropy"]),
-                       **flat(GRADS_SINK[0], "grads"),
-                       **flat(new_agent.edit_actor.params, "edit_after_adam")},
+                       **flatten(GRADS_SINK[0], "grads"),
+                       **flatten(new_agent.edit_actor.params, "edit_after_adam")},
          ["update_edit_actor", "TanhNormal", "Ensemble", "Temperature"],
          "EXPOLearner.update_edit_actor run eagerly (edit_action_scale 0.3, entropy_scale 1, "
          "temperature 0.7); its one normal draw (tfp's tanh-normal sample, drawn [A, B] and "

@@ -66,3 +66,16 @@ def write_case(method: str, case: str, arrays: Mapping[str, Any], *, repository:
         meta["notes"] = notes
     (out / f"{case}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out / f"{case}.npz"
+
+
+def flatten(tree, prefix: str, sep: str = "/") -> dict[str, np.ndarray]:
+    """A nested parameter dict (or FrozenDict) as {'<prefix><sep>a<sep>b<sep>leaf': array}, the npz
+    keys that tests/golden_files.unflatten turns back into a tree."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{sep}{key}"
+        if hasattr(value, "items"):
+            out.update(flatten(value, name, sep))
+        else:
+            out[name] = np.asarray(value)
+    return out

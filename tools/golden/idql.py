@@ -33,7 +33,7 @@ import types
 
 import numpy as np
 
-from goldens import FROM_CHECKOUT, require_commit, write_case
+from goldens import FROM_CHECKOUT, flatten, require_commit, write_case
 
 PINNED = "7582571"
 REPOSITORY = "https://github.com/philippe-eecs/IDQL"
@@ -61,17 +61,6 @@ def where(repo: str, obj) -> str:
     lines, start = inspect.getsourcelines(obj)
     start += next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "class ")))
     return f"{path}:{start} {obj.__qualname__}"
-
-
-def flat(tree, prefix: str) -> dict:
-    """Nested dict of arrays -> {'prefix.a.b': array} (npz keys; tests unflatten them)."""
-    out = {}
-    for k, v in tree.items():
-        if hasattr(v, "items"):
-            out.update(flat(v, f"{prefix}.{k}"))
-        else:
-            out[f"{prefix}.{k}"] = np.asarray(v)
-    return out
 
 
 def main():
@@ -114,7 +103,7 @@ def main():
     # ---- forward
     learner = make(0.7)
     obs, actions = f32(B, OBS), f32(B, ACT, lo=-0.9, hi=0.9)
-    params = {**flat(learner.critic.params, "critic"), **flat(learner.value.params, "value")}
+    params = {**flatten(learner.critic.params, "critic", sep="."), **flatten(learner.value.params, "value", sep=".")}
     write("forward", {"obs": obs, "actions": actions, **params,
                       "q": learner.critic.apply_fn({"params": learner.critic.params}, obs, actions),
                       "v": learner.value.apply_fn({"params": learner.value.params}, obs)},
@@ -133,9 +122,9 @@ def main():
         new, info = learner.critic_update({k: jnp.asarray(v) for k, v in batch.items()})
         write(case, {**batch, "expectile": np.float32(expectile), "discount": np.float32(learner.discount),
                      "tau": np.float32(learner.tau),
-                     **flat(learner.critic.params, "critic"), **flat(learner.target_critic.params, "target_critic"),
-                     **flat(learner.value.params, "value"), **flat(new.critic.params, "new_critic"),
-                     **flat(new.target_critic.params, "new_target_critic"), **flat(new.value.params, "new_value"),
+                     **flatten(learner.critic.params, "critic", sep="."), **flatten(learner.target_critic.params, "target_critic", sep="."),
+                     **flatten(learner.value.params, "value", sep="."), **flatten(new.critic.params, "new_critic", sep="."),
+                     **flatten(new.target_critic.params, "new_target_critic", sep="."), **flatten(new.value.params, "new_value", sep="."),
                      **{k: info[k] for k in ("value_loss", "v", "critic_loss", "q")}},
               [L.DDPMIQLLearner.critic_update, L.DDPMIQLLearner.update_v, L.DDPMIQLLearner.update_q,
                L.expectile_loss],
@@ -167,8 +156,8 @@ def main():
     print("argmax_select: min-target", pick(q_t.min(0)), "mean-target", pick(q_t.mean(0)),
           "min-online", pick(q_o.min(0)))
     write("argmax_select", {"obs": states, "candidates": candidates, "chosen": chosen,
-                            **flat(learner.critic.params, "critic"),
-                            **flat(learner.target_critic.params, "target_critic")},
+                            **flatten(learner.critic.params, "critic", sep="."),
+                            **flatten(learner.target_critic.params, "target_critic", sep=".")},
           [L.DDPMIQLLearner.eval_actions, L.ddpm_sampler, L.compute_q],
           notes="candidates[i]: the N = 16 samples eval_actions draws for obs[i] (its ddpm_sampler "
                 "call repeated with the same rng; the generator checks the returned action is one of "

@@ -115,12 +115,6 @@ def make_critic():
     return CriticAgent(state, SACAgent.forward_critic), params
 
 
-def flat(params):
-    import flax
-    return {"critic/" + "/".join(k): np.asarray(v)
-            for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(params)).items()}
-
-
 def inputs():
     rng = np.random.default_rng(0)
     obs = rng.uniform(-1, 1, (B, OBS)).astype(np.float32)
@@ -159,7 +153,7 @@ def case_top_m(ao, repo, commit, critic, params):
     assert np.all(np.diff(q, axis=1) > 0)
     goldens.write_case(
         "parl", "top_m", {"observations": obs, "candidates": cands, "kept": kept, "kept_q": q,
-                          **flat(params)},
+                          **goldens.flatten(params, "critic")},
         repository=REPOSITORY, commit=commit,
         functions=[where(ao.action_optimization_sample_actions, repo)],
         source=goldens.FROM_CHECKOUT + ": action_optimization_sample_actions (num_steps 0)",
@@ -190,7 +184,7 @@ def ascent_case(ao, repo, commit, critic, params, name, steps, step_size, use_mi
         "parl", name, {"observations": obs, "actions": actions, "best": np.asarray(res.actions),
                        "best_q": best_q, "best_index": index,
                        "steps": np.int32(steps), "step_size": np.float32(step_size),
-                       "use_min": np.bool_(use_min), **flat(params)},
+                       "use_min": np.bool_(use_min), **goldens.flatten(params, "critic")},
         repository=REPOSITORY, commit=commit,
         functions=[where(ao.local_optimization_steps, repo)],
         source=goldens.FROM_CHECKOUT + ": local_optimization_steps",
@@ -219,7 +213,7 @@ def case_pipeline(ao, repo, commit, critic, params):
          "optimized": optimized, "optimized_q": q, "optimized_log_probs": log_probs,
          "action": np.asarray(best.mode()), "distill_optimized": distill_optimized,
          "distill_q": distill_q, "distill_log_probs": np.asarray(distill.mixture_distribution.logits),
-         **flat(params)},
+         **goldens.flatten(params, "critic")},
         repository=REPOSITORY, commit=commit,
         functions=[where(ao.action_optimization_sample_actions, repo),
                    where(ao.local_optimization_steps, repo)],

@@ -59,13 +59,6 @@ def where(obj, repo: Path) -> str:
     return f"{path}:{inspect.getsourcelines(obj)[1]}"
 
 
-def flat(tree, prefix):
-    """{prefix/a/b/leaf: array} of a parameter tree."""
-    import flax
-    return {f"{prefix}/" + "/".join(k): np.asarray(v)
-            for k, v in flax.traverse_util.flatten_dict(flax.core.unfreeze(tree)).items()}
-
-
 def make_agent(Learner):
     import gymnasium
     obs_space = gymnasium.spaces.Box(-1, 1, (OBS,), np.float32)
@@ -122,8 +115,8 @@ def case_actor_loss(Learner, repo, commit):
     assert len(set(t[:, 0])) > 2, t  # several diffusion steps in the batch
     arrays = {**batch, "t": t[:, 0], "noisy_actions": a_t, "noise": noise.astype(np.float32),
               **{k: np.asarray(v) for k, v in metrics.items()},
-              **flat(agent.score_model.params, "actor"),
-              **flat(agent.critic_1.params, "critic_1"), **flat(agent.critic_2.params, "critic_2")}
+              **goldens.flatten(agent.score_model.params, "actor"),
+              **goldens.flatten(agent.critic_1.params, "critic_1"), **goldens.flatten(agent.critic_2.params, "critic_2")}
     goldens.write_case(
         "qsm", "actor_loss", arrays, repository=REPOSITORY, commit=commit,
         functions=[where(Learner.update_actor, repo), where(Learner.create, repo)],
@@ -170,7 +163,7 @@ def case_td_target(Learner, repo, commit):
                         ("target_1", agent.target_critic_1), ("target_2", agent.target_critic_2),
                         ("new_critic_1", new.critic_1), ("new_critic_2", new.critic_2),
                         ("new_target_1", new.target_critic_1), ("new_target_2", new.target_critic_2)):
-        arrays.update(flat(state.params, name))
+        arrays.update(goldens.flatten(state.params, name))
     goldens.write_case(
         "qsm", "td_target", arrays, repository=REPOSITORY, commit=commit,
         functions=[where(Learner.update_q, repo)],

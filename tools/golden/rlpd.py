@@ -38,7 +38,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from goldens import FROM_CHECKOUT, require_commit, write_case  # noqa: E402
+from goldens import FROM_CHECKOUT, flatten, require_commit, write_case  # noqa: E402
 
 PINNED = "c90fd4b"
 REPOSITORY = "https://github.com/ikostrikov/rlpd"
@@ -55,7 +55,6 @@ def main() -> None:
     commit = require_commit(args.repo, PINNED)
     sys.path.insert(0, args.repo)
 
-    import flax
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -65,10 +64,6 @@ def main() -> None:
     from rlpd.agents.sac.temperature import Temperature
     from rlpd.distributions import TanhNormal
     from rlpd.networks import MLP, Ensemble, StateActionValue
-
-    def flat(prefix, params):
-        return {f"{prefix}/{k}": np.asarray(v) for k, v in
-                flax.traverse_util.flatten_dict(flax.core.unfreeze(params), sep="/").items()}
 
     def where(path, name):
         """file:line of `name` (a def or class) in the checkout."""
@@ -103,8 +98,8 @@ def main() -> None:
     temp_def = Temperature(0.7)
     temp_params = temp_def.init(k[1])["params"]
     temperature = float(temp_def.apply({"params": temp_params}))
-    base = {**{n: np.asarray(v) for n, v in batch.items()}, **flat("critic", critic_params),
-            **flat("target", target_params)}
+    base = {**{n: np.asarray(v) for n, v in batch.items()}, **flatten(critic_params, "critic"),
+            **flatten(target_params, "target")}
 
     # ---------------------------------------------------------------- critic forward
     qs = critic_def.apply({"params": critic_params}, obs, actions)
@@ -167,7 +162,7 @@ def main() -> None:
             **base, "next_actions": next_actions, "next_log_probs": next_log_probs,
             "temperature": np.float32(temperature), "subset_key": np.asarray(subset_key),
             "subset": np.asarray(subset), "target": target, "critic_loss": np.asarray(info["critic_loss"]),
-            **flat("critic_grad", grads)}, **common,
+            **flatten(grads, "critic_grad")}, **common,
             functions=[where("rlpd/agents/sac/sac_learner.py", "update_critic"),
                        where("rlpd/networks/ensemble.py", "subsample_ensemble"),
                        where("rlpd/networks/ensemble.py", "Ensemble")],
@@ -196,9 +191,9 @@ def main() -> None:
     eps = (pre_tanh - dist.distribution.mean()) / dist.distribution.stddev()
     _, temp_info = new.update_temperature(actor_info["entropy"])
     write_case("rlpd", "actor_temperature", {
-        **base, **flat("actor", actor_params), "temperature": np.float32(temperature),
+        **base, **flatten(actor_params, "actor"), "temperature": np.float32(temperature),
         "eps": eps, "actor_loss": np.asarray(actor_info["actor_loss"]),
-        "entropy": np.asarray(actor_info["entropy"]), **flat("actor_grad", actor_grads),
+        "entropy": np.asarray(actor_info["entropy"]), **flatten(actor_grads, "actor_grad"),
         "target_entropy": np.float32(-ACT / 2),
         "temperature_loss": np.asarray(temp_info["temperature_loss"])}, **common,
         functions=[where("rlpd/agents/sac/sac_learner.py", "update_actor"),

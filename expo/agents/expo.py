@@ -61,7 +61,8 @@ def get_config() -> dict[str, Any]:
         "actor_lr": 3e-4,
         "critic_lr": 3e-4,
         "temp_lr": 3e-4,
-        "lr_decay_steps": 3_000_000,   # cosine decay of the base and edit policies' lr (code)
+        # cosine decay of the base and edit policies' lr (expo_learner.py:116,153-154 at bbd5713)
+        "lr_decay_steps": 3_000_000,
         "actor_weight_decay": 1e-4,    # AdamW (optax default, as the code uses optax.adamw)
         "hidden_dims": (256, 256, 256),  # critic and edit policy
         "num_qs": 10,

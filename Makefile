@@ -22,8 +22,10 @@ demo: setup
 # interrupted and resumed to the same CSVs, a seed group resumed, the persistent compilation cache,
 # a local grid through submitit, the figure pictures; marker slurm: a real single-node SLURM) run
 # with `make test-heavy`; CI runs both.
+# Two worker processes (pytest-xdist): every test keeps its own temporary folders and compilation
+# cache, so the default suite runs in either order; the heavy checks stay in one process (SLURM).
 test: setup
-	$(PY) -m pytest -q -m "not slow and not slurm"
+	$(PY) -m pytest -q -n 2 -m "not slow and not slurm"
 
 test-heavy: setup
 	$(PY) -m pytest -q -m "slow or slurm"

@@ -406,7 +406,8 @@ def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
         results_dir=Path(results_dir), out_dir=out_dir, options=options, figures=results,
         statuses=statuses, absent=absent, warnings=loaded.warnings, final_best=final_best,
         iqm=iqm, iqm_excluded=iqm_excluded, iqm_files=iqm_files, sample_efficiency=se,
-        sample_efficiency_summary=se_summary, se_files=se_files, env_pictures=pictures))
+        sample_efficiency_summary=se_summary, se_files=se_files, env_pictures=pictures,
+        diverged=loaded.diverged))
     print(f"\nwrote {report_path}", file=stream)
     written = {r.name: r.files for r in results}
     if pictures.get("rendered"):

@@ -38,6 +38,7 @@ class ReportInputs:
     sample_efficiency_summary: pd.DataFrame
     se_files: list[Path]
     env_pictures: dict
+    diverged: list[str] = dataclasses.field(default_factory=list)  # "run: reason"
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -280,6 +281,12 @@ def write_report(inputs: ReportInputs) -> Path:
                      f"[{f.name}.png]({f.name}.png)"])
     lines += ["## Contents", ""] + table(["figure", "status", "runs drawn / expected", "image"],
                                           rows)
+    if inputs.diverged:
+        lines += [f"## Diverged runs ({len(inputs.diverged)}): not drawn", "",
+                  "These runs stopped because a loss, a parameter or an action stopped being finite "
+                  "(`expo/divergence.py`); they are left out of every curve, table and aggregate, "
+                  "not counted as failures of their method. Each with the reason it recorded:", ""]
+        lines += [f"- {line}" for line in inputs.diverged] + [""]
     if inputs.warnings:
         lines += [f"## Loader warnings ({len(inputs.warnings)})", ""]
         lines += [f"- {w}" for w in inputs.warnings] + [""]

@@ -22,6 +22,10 @@ analysis/SCHEMA.md.
   config entries that disagree with the directory names; rows dropped for bad values; duplicate
   evaluation steps; partial runs (fewer evaluations than sibling seeds). Nothing is dropped without
   a line here.
+* `diverged`: "figure/task/method/seed_k: reason" for each run whose status.json records a
+  divergence (expo/divergence.py). Such a run is left out of `data`, so out of every curve, table
+  and aggregate: its evaluations after the divergence do not exist, and those before it would draw
+  a run that stopped as one that failed.
 
 The directory names are the source of truth for figure/task/method/variant/seed; config.json is
 read for ``setting`` and ``protocol.metric`` and is cross-checked against the path.
@@ -39,6 +43,7 @@ import pandas as pd
 
 EVAL_FILE = "eval.csv"
 CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
 REQUIRED_EVAL_COLUMNS = ("env_step", "success")
 EXPECTED_EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "wall_time_s")
 DEFAULT_METRIC = "success_rate"
@@ -69,6 +74,7 @@ class LoadedRuns:
     data: pd.DataFrame
     warnings: list[str]
     runs: list[RunInfo]          # every seed directory found, loaded or not
+    diverged: list[str] = dataclasses.field(default_factory=list)  # "run: reason", not in data
 
     @property
     def empty(self) -> bool:
@@ -233,13 +239,29 @@ def _partial_run_warnings(data: pd.DataFrame) -> list[str]:
     return out
 
 
+def divergence_reason(run_dir: Path) -> Optional[str]:
+    """Why the run diverged, when its status.json records a divergence; else None."""
+    try:
+        status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(status, dict) and status.get("diverged"):
+        return str(status.get("reason") or "diverged")
+    return None
+
+
 def load_runs(results_dir) -> LoadedRuns:
     """Load every run under `results_dir` (see the module docstring)."""
     root = Path(results_dir)
     runs, warnings = discover_runs(root)
-    frames = []
+    frames, diverged = [], []
     for run in runs:
         label = _rel(run.path, root)
+        reason = divergence_reason(run.path)
+        if reason is not None:
+            diverged.append(f"{label}: {reason}")
+            warnings.append(f"{label}: {reason}; left out of every curve, table and aggregate")
+            continue
         df = read_eval_csv(run.path / EVAL_FILE, label, warnings)
         cfg = _read_config(run, root, warnings)
         if df is None:
@@ -277,4 +299,4 @@ def load_runs(results_dir) -> LoadedRuns:
     else:
         data = pd.DataFrame(columns=list(ID_COLUMNS) + ["value"] + list(LABEL_COLUMNS)
                             + list(EXPECTED_EVAL_COLUMNS))
-    return LoadedRuns(data=data, warnings=warnings, runs=runs)
+    return LoadedRuns(data=data, warnings=warnings, runs=runs, diverged=diverged)

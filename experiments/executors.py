@@ -81,9 +81,10 @@ def write_json(path: Path, value: dict) -> None:
 
 
 def clear_failure(run_dir: Path) -> None:
-    """Remove a status.json that records a failure (the traceback stays in log.txt)."""
+    """Remove a status.json that records a failure (the traceback stays in log.txt). A divergence
+    stays: the run itself decides whether it may run again (expo/train.py, retry_diverged)."""
     status = read_json(run_dir / STATUS)
-    if status and status.get("failed"):
+    if status and status.get("failed") and not status.get("diverged"):
         (run_dir / STATUS).unlink(missing_ok=True)
 
 
@@ -110,12 +111,14 @@ class TrainJob(Checkpointable):
     appended to the first run's log.txt.
 
     On an exception, each run's status.json records {"finished": false, "failed": true, "error":
-    <traceback>} before the exception propagates (so the scheduler sees a failed job too). A
+    <traceback>} before the exception propagates (so the scheduler sees a failed job too); a
+    divergence is recorded by the training loop itself, seed by seed (expo/divergence.py). A
     preemption or time limit is not a failure: submitit calls `checkpoint`, requeues the job, and
     training resumes from the runs' last checkpoints in run_dir/checkpoint/."""
 
     def __call__(self, cfgs: list[dict], run_dirs: list[str]) -> list[str]:
-        from expo.train import train_seeds  # imported here: the launcher itself never loads jax
+        from expo.divergence import Diverged  # imported here: the launcher itself never loads jax
+        from expo.train import train_seeds
 
         paths = [Path(d) for d in run_dirs]
         for other in paths[1:]:
@@ -129,6 +132,9 @@ class TrainJob(Checkpointable):
                   + (f", seeds {seeds} in one process" if len(cfgs) > 1 else ""), flush=True)
             try:
                 train_seeds(cfgs, paths)
+            except Diverged as e:  # each seed's status.json already says diverged or finished
+                print("\n".join(f"==== {_now()} {line}" for line in e.lines), flush=True)
+                raise
             except Exception:
                 error = traceback.format_exc()
                 print(error, file=sys.stderr, flush=True)

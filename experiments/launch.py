@@ -18,8 +18,9 @@ Cluster keys (defaults < the per-user profile < key=value; experiments/cluster.p
     $EXPO_CLUSTER_PROFILE, else ~/.config/expo-suite/cluster.toml (example:
     experiments/cluster_profile.example.toml).
 Commands:
-    status    one line per run: done / running / pending / failed / missing; failures with their
-              log path and the last lines of the traceback; then the counts.
+    status    one line per run: done / running / pending / diverged / failed / missing; failures
+              with their log path and the last lines of the traceback, divergences with their
+              reason; then the counts.
 Every other key is a run key (expo/config.py), applied to every run of the grid; seeds_per_process=k
 runs the seeds of each setting k at a time in one process, with one vmapped update
 (expo/seed_group.py): a job (SLURM array task) per group.
@@ -30,7 +31,8 @@ tasks at once. A run writes results/<figure>/<task>/<method>/seed_<k>/{eval.csv,
 config.json, log.txt, job.json, status.json}. Finished runs are skipped and runs still queued or
 running are left alone, so a re-launch completes a partial grid; a run that was stopped resumes from
 its checkpoint. On SLURM a preempted or timed-out run checkpoints, is requeued and continues the
-same CSVs.
+same CSVs. A run that diverged (expo/divergence.py) is not launched again with the same settings
+unless retry_diverged=true, which restarts it from its last finite checkpoint.
 """
 from __future__ import annotations
 
@@ -152,6 +154,9 @@ class Progress:
         self.ended += 1
         if is_finished(run_dir, cfg):
             outcome = final_success(run_dir)
+        elif (executors.read_json(run_dir / executors.STATUS) or {}).get("diverged"):
+            outcome = f"DIVERGED ({why_not_finished}), see {run_dir / 'log.txt'}"
+            self.failed.append(run_dir)
         else:
             outcome = f"FAILED ({why_not_finished or 'ended without finishing'}), see {run_dir / 'log.txt'}"
             self.failed.append(run_dir)
@@ -166,7 +171,8 @@ class Progress:
     def close(self) -> None:
         self.bar.close()
         if self.failed:
-            fail(f"{len(self.failed)} run(s) failed: " + ", ".join(str(p / "log.txt") for p in self.failed))
+            fail(f"{len(self.failed)} run(s) failed or diverged: "
+                 + ", ".join(str(p / "log.txt") for p in self.failed))
 
 
 def job_environment(workers: int | None) -> dict[str, str]:
@@ -285,13 +291,18 @@ def main(argv: list[str]) -> None:
         fail(str(e))
 
     states = {s.run_dir: s.state for s in status_lib.collect(calls, is_finished)}
-    todo = [(cfg, d) for cfg, d in calls if states[d] not in ("done", "running", "pending")]
+    skip = ("done", "running", "pending") + (() if calls and calls[0][0]["retry_diverged"]
+                                             else ("diverged",))
+    todo = [(cfg, d) for cfg, d in calls if states[d] not in skip]
+    diverged = sum(states[d] == "diverged" for _, d in calls) if "diverged" in skip else 0
     live = sum(states[d] in ("running", "pending") for _, d in calls)
     # Longest runs first, so the short ones fill the gaps at the end.
     todo.sort(key=lambda c: -cost.run_seconds(c[0]))
     processes = len(executors.group_seeds(todo))
-    print(f"figure={figure}: {len(runs)} runs, {len(runs) - len(todo) - live} finished, "
-          + (f"{live} already queued or running, " if live else "") + f"{len(todo)} to run"
+    print(f"figure={figure}: {len(runs)} runs, {len(runs) - len(todo) - live - diverged} finished, "
+          + (f"{live} already queued or running, " if live else "")
+          + (f"{diverged} diverged (not run again: see status; retry_diverged=true restarts them "
+             f"from their last finite checkpoint), " if diverged else "") + f"{len(todo)} to run"
           + (f" in {processes} processes (seeds_per_process)" if processes < len(todo) else ""))
     if launcher.get("dry_run"):
         print(grids.count_line(figure, spec, runs))

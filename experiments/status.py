@@ -1,8 +1,10 @@
-"""Where each run of a grid stands: done / running / pending / failed / missing.
+"""Where each run of a grid stands: done / running / pending / diverged / failed / missing.
 
 - done: status.json says finished with the run's number of steps (launch.is_finished);
 - running / pending: its job.json names a job that is alive: a SLURM job in squeue (running, or
   pending / requeued), or a local process that still exists (a queued local run: its launcher);
+- diverged: status.json records a divergence (expo/divergence.py) of a run with the grid's settings;
+  its reason is the detail. A relaunch skips it unless retry_diverged=true;
 - failed: status.json says failed (the traceback is in it and in log.txt), or SLURM ended the job
   some other way (cancelled, time limit without requeue, out of memory, node failure);
 - missing: none of these (never launched, or stopped without a record; a partial run resumes
@@ -11,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import socket
 import subprocess
@@ -18,8 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from experiments.executors import JOB_RECORD, LOG, STATUS, process_alive, read_json
+from expo.checkpoint import comparable_config
 
-STATES = ("done", "running", "pending", "failed", "missing")
+STATES = ("done", "running", "pending", "diverged", "failed", "missing")
 SLURM_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"}
 SLURM_PENDING = {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SUSPENDED", "STOPPED",
                  "RESV_DEL_HOLD", "SPECIAL_EXIT"}
@@ -124,6 +128,12 @@ def collect(run_dirs: list[tuple[dict, Path]], is_finished: Callable[[Path, dict
         live = _live_state(record, slurm)
         if live:
             out.append(RunState(run_dir, live[0], " ".join(x for x in (live[1], _progress(run_dir)) if x)))
+        elif status.get("diverged"):
+            if _same_settings(status.get("config"), cfg):
+                out.append(RunState(run_dir, "diverged", str(status.get("reason", "")), run_dir / LOG))
+            else:
+                out.append(RunState(run_dir, "missing", "diverged with other settings; starts again "
+                                                        "from the beginning when launched"))
         elif status.get("failed"):
             out.append(_failure(run_dir, record, "raised an exception"))
         elif record and record.get("cluster") == "slurm" and slurm.get(record["job_id"]) in SLURM_FAILED:
@@ -141,6 +151,10 @@ def collect(run_dirs: list[tuple[dict, Path]], is_finished: Callable[[Path, dict
             out.append(RunState(run_dir, "missing", f"stopped ({progress}); resumes when launched"
                                 if progress else "not started"))
     return out
+
+
+def _same_settings(recorded, cfg: dict) -> bool:
+    return json.loads(json.dumps(recorded)) == comparable_config(cfg)
 
 
 def _live_state(record: dict | None, slurm: dict[str, str]) -> tuple[str, str] | None:
@@ -176,7 +190,7 @@ def format_table(states: list[RunState], root: Path) -> str:
         except ValueError:
             name = s.run_dir
         lines.append(f"  {s.state:<8} {name}" + (f"  {s.detail}" if s.detail else ""))
-        if s.state == "failed":
+        if s.state in ("failed", "diverged"):
             lines.append(f"           log: {s.log}")
             lines.extend(f"           | {line}" for line in s.error_tail)
     counts = {state: sum(s.state == state for s in states) for state in STATES}

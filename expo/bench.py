@@ -9,7 +9,10 @@ Default: per method and scale, the time from building the agent to the end of it
 (compilation included; "cache" says whether the compiled update came from the persistent
 compilation cache, expo/compilation.py), the number of compilations over all update calls (1 is
 right), the steady time per update call (= per environment step: EXPO's call does the utd critic
-steps, one base-policy and one edit-policy update), env-steps/s of learning, and one acting call.
+steps, one base-policy and one edit-policy update), env-steps/s of learning, one acting call, and
+what the divergence checks (expo/divergence.py) add per environment step, as a share of the update:
+the action check of every step plus the parameter check of every train.csv row (log_interval steps).
+The update call itself carries no check.
 
 --eval: an E-episode evaluation of the untrained EXPO policy (--eval-scale; untrained, so every
 episode runs to the horizon) per task, run as training runs it (expo/evaluate.py: W environments
@@ -55,8 +58,28 @@ def random_batch(rng, utd, batch, extra=()):
     return out
 
 
+def divergence_check_seconds(agent, act_dim: int, log_interval: int) -> float:
+    """Seconds per environment step of the training loop's divergence checks: the action check of
+    every step, and the parameter check of every train.csv row spread over its log_interval steps."""
+    from expo.divergence import check_actions, first_non_finite_parameters
+
+    first_non_finite_parameters(agent, 1)  # compiled before the clock
+    params = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        first_non_finite_parameters(agent, 1)
+        params.append(time.perf_counter() - t0)
+    action = np.zeros(act_dim, np.float32)
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        check_actions(action, "action")
+    per_action = (time.perf_counter() - t0) / 1000
+    return per_action + float(np.median(params)) / log_interval
+
+
 def bench_update(method: str, scale: str, repeats: int) -> dict:
-    cfg = build_config({"method": method, "scale": scale, "task": "lift"})["agent"]
+    run_cfg = build_config({"method": method, "scale": scale, "task": "lift"})
+    cfg = run_cfg["agent"]
     module = agent_module(method)
     # A fresh batch per call, as in training (repeating one batch drives the values to extremes).
     rng = np.random.default_rng(0)
@@ -82,11 +105,12 @@ def bench_update(method: str, scale: str, repeats: int) -> dict:
         np.asarray(module.sample_actions(agent, obs, jax.random.PRNGKey(i)))
         act_times.append(time.perf_counter() - t0)
     step = float(np.median(times))
+    checks = divergence_check_seconds(agent, ACT_DIM, run_cfg["log_interval"])
     return {"method": method, "scale": scale, "utd": cfg["utd"], "batch": cfg["batch_size"],
             "width": cfg["hidden_dims"][0], "first_update_s": first,
             "update_compilations": compiles.of("update"), "cache_hits": compiles.cache_hits,
             "update_s": step, "update_min_s": min(times), "env_steps_per_s": 1.0 / step,
-            "act_ms": 1000 * float(np.median(act_times))}
+            "act_ms": 1000 * float(np.median(act_times)), "checks_pct": 100 * checks / step}
 
 
 def bench_seed_group(method: str, scale: str, k: int, repeats: int) -> dict:
@@ -273,14 +297,15 @@ def main() -> None:
         return
     print(f"matmul 2048^3 fp32: {matmul_gflops():.0f} GFLOP/s")
     print(f"{'method':6} {'scale':6} {'utd':>4} {'batch':>5} {'width':>5} {'first update s':>14} "
-          f"{'cache':>5} {'compiles':>8} {'update s/env-step':>17} {'env-steps/s':>11} {'act ms':>7}")
+          f"{'cache':>5} {'compiles':>8} {'update s/env-step':>17} {'env-steps/s':>11} {'act ms':>7} "
+          f"{'checks %':>8}")
     for method in args.methods.split(","):
         for scale in [args.only] if args.only else ["mini", "paper"]:
             r = bench_update(method, scale, args.repeats)
             print(f"{r['method']:6} {r['scale']:6} {r['utd']:>4} {r['batch']:>5} {r['width']:>5} "
                   f"{r['first_update_s']:>14.1f} {'hit' if r['cache_hits'] else 'miss':>5} "
                   f"{r['update_compilations']:>8} {r['update_s']:>17.4f} {r['env_steps_per_s']:>11.2f} "
-                  f"{r['act_ms']:>7.2f}", flush=True)
+                  f"{r['act_ms']:>7.2f} {r['checks_pct']:>8.3f}", flush=True)
 
 
 if __name__ == "__main__":

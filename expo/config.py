@@ -47,6 +47,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     # Wall seconds between checkpoints (expo/checkpoint.py); 0 = at every point where one can be
     # taken. A killed run resumes from its last checkpoint when started again.
     "checkpoint_interval_s": 600.0,
+    # A run whose losses, parameters or actions stop being finite stops and records it in
+    # status.json (expo/divergence.py); launched again with the same settings it is refused unless
+    # retry_diverged=true, which restarts it from its last (finite) checkpoint.
+    "retry_diverged": False,
     # Fig. 8: false = after pretraining, every minibatch comes from the online buffer only.
     "keep_offline_data": True,
     # Episodes of the pretrained acting policy put in the online buffer before online step 1 (not

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expo.divergence import check_actions
 from expo.seeding import episode_seed
 
 # policy(agent, observations [W, obs_dim], keys [W]) -> actions [W, act_dim]
@@ -88,8 +89,10 @@ def evaluate(envs, act: Callable[[np.ndarray, np.ndarray], np.ndarray], key, num
 
 
 def as_numpy_policy(batch_policy: BatchPolicy, agent) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """act(observations, keys) for evaluate(), from a per_row_policy and the agent to evaluate."""
+    """act(observations, keys) for evaluate(), from a per_row_policy and the agent to evaluate.
+    Raises NonFiniteAction (expo/divergence.py) rather than return an action that is not finite."""
     def act(observations: np.ndarray, keys) -> np.ndarray:
-        return np.asarray(batch_policy(agent, jnp.asarray(observations, jnp.float32), keys))
+        return check_actions(np.asarray(batch_policy(agent, jnp.asarray(observations, jnp.float32),
+                                                     keys)), "evaluation action")
 
     return act

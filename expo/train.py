@@ -17,6 +17,11 @@ run_dir/checkpoint/ when it holds one, and the resumed run writes the same CSVs 
 one. The checkpoint is deleted when the run
 finishes; status.json records the finished run (and how often it was resumed).
 
+A run whose losses, parameters or actions stop being finite stops within log_interval steps
+(expo/divergence.py): no non-finite action reaches an env, no non-finite row a CSV, no non-finite
+parameter a checkpoint; status.json records `diverged` and the reason, and train raises Diverged
+(one line per diverged seed; the other seeds of a group finish).
+
 seeds_per_process=k trains seeds seed, ..., seed + k - 1 in this process (expo/seed_group.py): one
 vmapped update for the k agents, each seed with its own envs, buffers, CSVs and checkpoints.
 
@@ -36,8 +41,9 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from expo import buffers, compilation, config as config_lib, protocol
-from expo.checkpoint import CheckpointError, LoopState, RunCheckpointer, config_without_seed
+from expo import buffers, compilation, config as config_lib, divergence, protocol
+from expo.checkpoint import (CheckpointError, LoopState, RunCheckpointer, comparable_config,
+                             config_without_seed)
 from expo.data import DatasetError, load_task_dataset
 from expo.env_pool import make_eval_envs
 from expo.envs import dataset_maker_kwargs, make_env
@@ -93,7 +99,8 @@ def warm_start(env, writer: EpisodeWriter, act, num_episodes: int, seed: int) ->
         obs, _ = env.reset(seed=episode_seed(seed, "warm_start", i))
         episode_key = jax.random.fold_in(base_key, i)
         for t in itertools.count():
-            action = act(obs, jax.random.fold_in(episode_key, t))
+            action = divergence.check_actions(act(obs, jax.random.fold_in(episode_key, t)),
+                                              f"warm-start action (episode {i}, step {t})")
             next_obs, reward, terminated, truncated, _ = env.step(action)
             writer.add(obs, action, reward, next_obs, terminated)
             env_steps += 1
@@ -142,6 +149,8 @@ class Lane:
     loop: LoopState = dataclasses.field(default_factory=LoopState)
     logger: RunLogger | None = None
     obs: np.ndarray | None = None
+    diverged: str | None = None         # why this seed stopped (expo/divergence.py), once it has
+    last_checkpoint: str | None = None  # where its newest (always finite) checkpoint was taken
 
     @property
     def seed(self) -> int:
@@ -208,6 +217,40 @@ def _make_lane(cfg: dict, run_dir: Path, spec, module, datasets: dict, keep: int
                 warm_start_episodes=warm_start_episodes)
 
 
+class _AllDiverged(Exception):
+    """Every seed this process trains has diverged: nothing is left to train."""
+
+
+def _handle_earlier_divergence(cfgs: list[dict], run_dirs: list[Path]) -> None:
+    """Runs whose status.json records a divergence: with the same settings they are refused unless
+    retry_diverged=true (which resumes from the last checkpoint, always a finite one); with other
+    settings (e.g. a corrected learning rate) they start again from the beginning."""
+    refused = []
+    for cfg, run_dir in zip(cfgs, run_dirs):
+        previous = divergence.previous_divergence(run_dir, comparable_config(cfg))
+        if previous is None:
+            continue
+        reason, same_settings = previous
+        if not same_settings:
+            print(f"{run_dir} diverged before with other settings ({reason}); starting it again from "
+                  f"the beginning with these", file=sys.stderr)
+            RunCheckpointer(run_dir, cfg).discard()
+            (run_dir / "status.json").unlink(missing_ok=True)
+        elif cfg["retry_diverged"]:
+            print(f"retrying {run_dir}, which {reason}", file=sys.stderr)
+        else:
+            refused.append(f"{run_dir} {reason} before and is not run again with the same settings: "
+                           f"change them, or pass retry_diverged=true to restart it from its last "
+                           f"finite checkpoint")
+    if refused:
+        raise divergence.Diverged(refused)
+
+
+def _position(loop: LoopState) -> str:
+    return (f"pretraining step {loop.pretrain_steps_done}" if loop.phase == "pretrain"
+            else f"online step {loop.online_step}")
+
+
 def _train(cfgs: list[dict], run_dirs: list[Path] | None,
            compiles: compilation.Compilations) -> list[Path]:
     _check_group(cfgs)
@@ -217,6 +260,7 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
     agent_cfg = cfg["agent"]
     group = SeedGroup(module, len(cfgs))
     run_dirs = [Path(d) for d in run_dirs] if run_dirs is not None else [run_dir_for(c) for c in cfgs]
+    _handle_earlier_divergence(cfgs, run_dirs)
     datasets: dict = {}
     # Seeds saved one after the other keep 2 checkpoints each (expo/checkpoint.py).
     keep = 1 if len(cfgs) == 1 else 2
@@ -239,10 +283,9 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
             agents[i], lane.loop, positions[i] = lane.checkpointer.restore(agents[i], lane.online,
                                                                           lane.rngs, resume_step)
             lane.loop.resumes += 1
-            loop = lane.loop
-            where = (f"online step {loop.online_step}" if loop.phase == "online"
-                     else f"pretraining step {loop.pretrain_steps_done}")
-            print(f"resuming {lane.run_dir} from its checkpoint at {where}", file=sys.stderr)
+            lane.last_checkpoint = _position(lane.loop)
+            print(f"resuming {lane.run_dir} from its checkpoint at {lane.last_checkpoint}",
+                  file=sys.stderr)
         else:
             lane.checkpointer.discard()  # what a first save cut short left behind
         (lane.run_dir / "status.json").unlink(missing_ok=True)  # the run is under way again
@@ -264,130 +307,188 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
     # one key per evaluation environment.
     eval_policy = per_row_policy(getattr(module, "eval_actions", module.sample_actions))
 
+    def diverge(lane: Lane, what: str, where: str) -> None:
+        """Stop this seed (the others of its group go on): status.json says why; its checkpoint,
+        finite by construction, stays for a retry. Raises _AllDiverged when no seed is left."""
+        lane.diverged = f"diverged at {where}: {what}"
+        record = divergence.status_record(lane.diverged, where, comparable_config(lane.cfg),
+                                          lane.last_checkpoint)
+        atomic_write_text(lane.run_dir / "status.json", json.dumps(record) + "\n")
+        if len(lanes) > 1:  # the other seeds go on; a single run says it once, when it stops
+            print(f"{lane.run_dir}: {lane.diverged}", file=sys.stderr)
+        if all(other.diverged for other in lanes):
+            raise _AllDiverged
+
+    def check_finite(where: str, infos: list[dict] | None = None) -> None:
+        """The first non-finite value of each live seed's train.csv row (infos), else of its
+        parameters: a seed with one diverges here, before anything of it is written."""
+        params = divergence.first_non_finite_parameters(agent, len(lanes))
+        for i, lane in enumerate(lanes):
+            what = (infos and divergence.first_non_finite(infos[i])) or params[i]
+            if what and not lane.diverged:
+                diverge(lane, what, where(lane) if callable(where) else where)
+
     def eval_rows(env_step: int) -> None:
         for i, lane in enumerate(lanes):
-            result = evaluate(lane.eval_envs, as_numpy_policy(eval_policy, group.lane(agent, i)),
-                              jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
-                              cfg["eval_episodes"], lane.seed, spec.metric)
+            if lane.diverged:
+                continue
+            try:
+                result = evaluate(lane.eval_envs, as_numpy_policy(eval_policy, group.lane(agent, i)),
+                                  jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
+                                  cfg["eval_episodes"], lane.seed, spec.metric)
+            except divergence.NonFiniteAction as e:
+                diverge(lane, str(e), f"the evaluation at env step {env_step}")
+                continue
             row = {"env_step": env_step, **result,
                    "wall_time_s": round(time.perf_counter() - start_time, 1)}
             lane.logger.log_eval(row)
             lane.loop.last_eval = row
 
     def postfix() -> str:
-        return " ".join(f"{lane.loop.last_eval['success']:.2f}" for lane in lanes)
+        return " ".join("diverged" if lane.diverged else f"{lane.loop.last_eval['success']:.2f}"
+                        for lane in lanes)
 
     def checkpoint(force: bool = False) -> None:
         if force or lanes[0].checkpointer.due():
+            check_finite(lambda lane: _position(lane.loop))  # a checkpoint is always finite
             wall = time.perf_counter() - start_time
             for i, lane in enumerate(lanes):
+                if lane.diverged:
+                    continue
                 lane.loop.wall_time_s = wall
                 lane.checkpointer.save(group.lane(agent, i), lane.loop, lane.online, lane.rngs,
                                        lane.logger.position())
+                lane.last_checkpoint = _position(lane.loop)
 
-    # ---- offline imitation pretraining of the base policy (offline_to_online only)
-    batch_size, chunk = agent_cfg["batch_size"], cfg["pretrain_chunk"]
-    if loop.phase == "pretrain":
-        with tqdm(total=cfg["pretrain_steps"], initial=loop.pretrain_steps_done, leave=False,
-                  desc=f"{label} pretrain", disable=not show, file=sys.stderr) as bar:
-            while loop.pretrain_steps_done < cfg["pretrain_steps"]:
-                done = loop.pretrain_steps_done
-                k = min(chunk, cfg["pretrain_steps"] - done)
-                batches = [buffers.sample_offline(lane.rngs["sampler"], lane.offline, k, batch_size)
-                           for lane in lanes]
-                agent, info = group.pretrain_update(agent, batches)
-                done += k
-                bar.update(k)
-                log = done % cfg["log_interval"] < k or done == cfg["pretrain_steps"]
-                for lane, lane_info in zip(lanes, group.infos(info) if log else [None] * len(lanes)):
-                    lane.loop.pretrain_steps_done = done
+    try:
+        # ---- offline imitation pretraining of the base policy (offline_to_online only)
+        batch_size, chunk = agent_cfg["batch_size"], cfg["pretrain_chunk"]
+        if loop.phase == "pretrain":
+            with tqdm(total=cfg["pretrain_steps"], initial=loop.pretrain_steps_done, leave=False,
+                      desc=f"{label} pretrain", disable=not show, file=sys.stderr) as bar:
+                while loop.pretrain_steps_done < cfg["pretrain_steps"]:
+                    done = loop.pretrain_steps_done
+                    k = min(chunk, cfg["pretrain_steps"] - done)
+                    batches = [buffers.sample_offline(lane.rngs["sampler"], lane.offline, k, batch_size)
+                               for lane in lanes]
+                    agent, info = group.pretrain_update(agent, batches)
+                    done += k
+                    bar.update(k)
+                    log = done % cfg["log_interval"] < k or done == cfg["pretrain_steps"]
+                    infos = group.infos(info) if log else [None] * len(lanes)
+                    for lane in lanes:
+                        lane.loop.pretrain_steps_done = done
                     if log:
-                        lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
-                                               **lane_info})
-                # Between jitted chunks the agent and the sampler's state are the whole state.
-                checkpoint(force=done == cfg["pretrain_steps"])
+                        check_finite(f"pretraining step {done}", infos)
+                    for lane, lane_info in zip(lanes, infos):
+                        if log and not lane.diverged:
+                            lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
+                                                   **lane_info})
+                    # Between jitted chunks the agent and the sampler's state are the whole state.
+                    checkpoint(force=done == cfg["pretrain_steps"])
 
-        eval_rows(0)
-        for i, lane in enumerate(lanes):
-            if lane.warm_start_episodes:
-                lane_agent = group.lane(agent, i)
+            eval_rows(0)
+            for i, lane in enumerate(lanes):
+                if lane.warm_start_episodes and not lane.diverged:
+                    lane_agent = group.lane(agent, i)
 
-                def act(obs, key):
-                    return np.asarray(module.sample_actions(lane_agent, obs[None], key)[0])
+                    def act(obs, key):
+                        return np.asarray(module.sample_actions(lane_agent, obs[None], key)[0])
 
-                env_steps, returns = warm_start(lane.env, lane.writer, act, lane.warm_start_episodes,
-                                                lane.seed)
-                lane.logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
-                                       "episodes": lane.warm_start_episodes,
-                                       "warm_start_env_steps": env_steps,
-                                       "train_return": float(np.mean(returns))})
-        # Checkpointed only once the warm start is complete: an interrupted one is redone whole.
-        for lane in lanes:
-            lane.loop.phase = "online"
-        if cfg["steps"]:
-            checkpoint(force=True)
-
-    # ---- online phase
-    for lane in lanes:
-        reset_seed = episode_seed(lane.seed, "train", lane.loop.episode)
-        if lane.loop.episode_steps:  # resumed mid-episode
-            lane.obs = replay_unfinished_episode(lane.env, lane.writer, lane.online, reset_seed,
-                                                 lane.loop.episode_steps)
-        else:
-            lane.obs, _ = lane.env.reset(seed=reset_seed)
-    with tqdm(total=cfg["steps"], initial=loop.online_step, desc=label,
-              disable=not show, file=sys.stderr) as bar:
-        bar.set_postfix_str(f"success={postfix()}")
-        for step in range(loop.online_step + 1, cfg["steps"] + 1):
-            if step <= cfg["start_training"] and cfg["warmup_acts"] == "random":
-                actions = [lane.rngs["random_actions"].uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
-                           for lane in lanes]
-            else:
-                actions = group.act(agent, [lane.obs for lane in lanes], act_keys, step)
-            for lane, action in zip(lanes, actions):
-                next_obs, reward, terminated, truncated, _ = lane.env.step(action)
-                lane.writer.add(lane.obs, action, reward, next_obs, terminated)
-                lane.loop.episode_steps += 1
-                if terminated or truncated:
-                    lane.loop.ep_returns.append(lane.writer.end(terminated))
-                    lane.loop.episode += 1
-                    lane.loop.episode_steps = 0
-                    lane.obs, _ = lane.env.reset(seed=episode_seed(lane.seed, "train", lane.loop.episode))
-                else:
-                    lane.obs = next_obs
-
-            if step >= cfg["start_training"]:
-                if cfg["keep_offline_data"]:
-                    batches = [buffers.sample_symmetric(lane.rngs["sampler"], lane.offline, lane.online,
-                                                        agent_cfg["utd"], batch_size) for lane in lanes]
-                else:
-                    batches = [buffers.sample_online(lane.rngs["sampler"], lane.online, agent_cfg["utd"],
-                                                     batch_size) for lane in lanes]
-                agent, info = group.update(agent, batches)
-                if step % cfg["log_interval"] == 0:
-                    for lane, lane_info in zip(lanes, group.infos(info)):
-                        recent = lane.loop.ep_returns[-10:]
-                        lane.logger.log_train({"phase": "online", "step": step, "env_step": step,
-                                               "episodes": lane.loop.episode,
-                                               "train_return": float(np.mean(recent)) if recent else 0.0,
-                                               **lane_info})
-            if step % cfg["eval_interval"] == 0 or step == cfg["steps"]:
-                eval_rows(step)
-                bar.set_postfix_str(f"success={postfix()}")
-            bar.update(1)
+                    try:
+                        env_steps, returns = warm_start(lane.env, lane.writer, act,
+                                                        lane.warm_start_episodes, lane.seed)
+                    except divergence.NonFiniteAction as e:
+                        diverge(lane, str(e), "the warm start")
+                        continue
+                    lane.logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
+                                           "episodes": lane.warm_start_episodes,
+                                           "warm_start_env_steps": env_steps,
+                                           "train_return": float(np.mean(returns))})
+            # Checkpointed only once the warm start is complete: an interrupted one is redone whole.
             for lane in lanes:
-                lane.loop.online_step = step
-            if step < cfg["steps"]:
-                checkpoint()
+                lane.loop.phase = "online"
+            if cfg["steps"]:
+                checkpoint(force=True)
+
+        # ---- online phase
+        for lane in lanes:
+            reset_seed = episode_seed(lane.seed, "train", lane.loop.episode)
+            if lane.loop.episode_steps:  # resumed mid-episode
+                lane.obs = replay_unfinished_episode(lane.env, lane.writer, lane.online, reset_seed,
+                                                     lane.loop.episode_steps)
+            else:
+                lane.obs, _ = lane.env.reset(seed=reset_seed)
+        with tqdm(total=cfg["steps"], initial=loop.online_step, desc=label,
+                  disable=not show, file=sys.stderr) as bar:
+            bar.set_postfix_str(f"success={postfix()}")
+            for step in range(loop.online_step + 1, cfg["steps"] + 1):
+                if step <= cfg["start_training"] and cfg["warmup_acts"] == "random":
+                    actions = [lane.rngs["random_actions"].uniform(-1.0, 1.0, spec.act_dim).astype(np.float32)
+                               for lane in lanes]
+                else:
+                    actions = group.act(agent, [lane.obs for lane in lanes], act_keys, step)
+                for lane, action in zip(lanes, actions):
+                    if lane.diverged:
+                        continue
+                    try:  # a non-finite action is never sent to the environment
+                        divergence.check_actions(action, "action")
+                    except divergence.NonFiniteAction as e:
+                        diverge(lane, str(e), f"online step {step}")
+                        continue
+                    next_obs, reward, terminated, truncated, _ = lane.env.step(action)
+                    lane.writer.add(lane.obs, action, reward, next_obs, terminated)
+                    lane.loop.episode_steps += 1
+                    if terminated or truncated:
+                        lane.loop.ep_returns.append(lane.writer.end(terminated))
+                        lane.loop.episode += 1
+                        lane.loop.episode_steps = 0
+                        lane.obs, _ = lane.env.reset(seed=episode_seed(lane.seed, "train", lane.loop.episode))
+                    else:
+                        lane.obs = next_obs
+
+                if step >= cfg["start_training"]:
+                    if cfg["keep_offline_data"]:
+                        batches = [buffers.sample_symmetric(lane.rngs["sampler"], lane.offline, lane.online,
+                                                            agent_cfg["utd"], batch_size) for lane in lanes]
+                    else:
+                        batches = [buffers.sample_online(lane.rngs["sampler"], lane.online, agent_cfg["utd"],
+                                                         batch_size) for lane in lanes]
+                    agent, info = group.update(agent, batches)
+                    if step % cfg["log_interval"] == 0:
+                        infos = group.infos(info)
+                        check_finite(f"online step {step}", infos)
+                        for lane, lane_info in zip(lanes, infos):
+                            if lane.diverged:
+                                continue
+                            recent = lane.loop.ep_returns[-10:]
+                            lane.logger.log_train({"phase": "online", "step": step, "env_step": step,
+                                                   "episodes": lane.loop.episode,
+                                                   "train_return": float(np.mean(recent)) if recent else 0.0,
+                                                   **lane_info})
+                if step % cfg["eval_interval"] == 0 or step == cfg["steps"]:
+                    eval_rows(step)
+                    bar.set_postfix_str(f"success={postfix()}")
+                bar.update(1)
+                for lane in lanes:
+                    lane.loop.online_step = step
+                if step < cfg["steps"]:
+                    checkpoint()
+    except _AllDiverged:  # every seed's status.json says why
+        pass
     wall = round(time.perf_counter() - start_time, 1)
-    for lane in lanes:  # every seed's record first, then the checkpoints go
+    finished = [lane for lane in lanes if not lane.diverged]
+    for lane in finished:  # every seed's record first, then the checkpoints go
         atomic_write_text(lane.run_dir / "status.json",
                           json.dumps({"finished": True, "env_steps": cfg["steps"], "wall_time_s": wall,
                                       "resumes": lane.loop.resumes, "seeds_in_process": len(lanes),
                                       "compilations": compiles.summary()}) + "\n")
-    for lane in lanes:
+    for lane in finished:
         lane.checkpointer.discard()  # status.json is the record of a finished run; results stay small
+    for lane in lanes:
         lane.eval_envs.close()
+    if len(finished) < len(lanes):  # a diverged seed keeps its last (finite) checkpoint for a retry
+        raise divergence.Diverged([f"{lane.run_dir} {lane.diverged}" for lane in lanes if lane.diverged])
     return [lane.run_dir for lane in lanes]
 
 
@@ -402,7 +503,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         run_dirs = train_seeds(group_configs(cfg, overrides))
-    except (DatasetError, MimicGenUnavailable, CheckpointError) as e:  # one line naming the fix
+    # One line naming the fix (a diverged run: one line per seed that diverged).
+    except (DatasetError, MimicGenUnavailable, CheckpointError, divergence.Diverged) as e:
         sys.exit(f"error: {' '.join(str(e).split())}")
     for run_dir in run_dirs:
         print(f"wrote {run_dir}")

@@ -295,3 +295,26 @@ def test_variant_runs_load_without_false_mismatch(tmp_path):
     assert (row["base_method"], row["variant"]) == ("expo", "N16")
     # runs written before sweeps existed have no "variant" key: no warning for a plain label
     assert not [w for w in loaded.warnings if "fig9/lift/expo/" in w]
+
+
+def test_a_diverged_run_is_left_out_of_everything_and_reported(results, tmp_path):
+    """A run whose status.json records a divergence is never drawn as a failing run: not in the
+    data, the summaries or the aggregates; REPORT.md lists it with its reason."""
+    reason = "diverged at online step 30: critic_loss = nan"
+    d = write_run(results, "fig5", "square", "expo", 5, [(0, 0.0), (10, 0.0), (20, 0.0)])
+    (d / "status.json").write_text(json.dumps({"finished": False, "failed": True, "diverged": True,
+                                               "reason": reason, "error": reason}))
+    loaded = load_runs(results)
+    assert 5 not in set(loaded.data.loc[loaded.data["method"] == "expo", "seed"])
+    assert loaded.diverged == [f"fig5/square/expo/seed_5: {reason}"]
+    out = tmp_path / "figures"
+    make_figures(results, out, stream=io.StringIO(), expected_runs=no_grid,
+                 options=Options(smooth=3, bootstrap_reps=200, env_pictures="never"))
+    sq = pd.read_csv(out / "fig5_summary.csv").query("task == 'square'").set_index("method")
+    assert sq.loc["expo", "n_seeds"] == 3 and sq.loc["expo", "final_mean"] == pytest.approx(0.9)
+    iqm = pd.read_csv(out / "aggregate_iqm.csv")
+    expo = iqm[(iqm["figure"] == "fig5") & (iqm["method"] == "expo")]
+    assert expo["n_runs"].tolist() == [5]  # square seeds 0-2 and can seeds 0-1, not seed 5
+    report = (out / "REPORT.md").read_text()
+    assert "## Diverged runs (1): not drawn" in report
+    assert f"- fig5/square/expo/seed_5: {reason}" in report

@@ -126,7 +126,7 @@ def _write(path: Path, value) -> None:
     path.write_text(value if isinstance(value, str) else json.dumps(value))
 
 
-def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch):
+def test_status_tells_done_running_pending_diverged_failed_missing(tmp_path, monkeypatch):
     cfg = {"steps": 100}
     done = _run_dir(tmp_path, "done")
     _write(done / "status.json", {"finished": True, "env_steps": 100})
@@ -137,6 +137,13 @@ def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch)
     error = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
              "    train(cfg)\n    ^^^^^^^^^^\nValueError: the run rejected this value\n")
     _write(failed / "status.json", {"finished": False, "failed": True, "error": error})
+    reason = "diverged at online step 4500: critic_loss = nan"
+    diverged = _run_dir(tmp_path, "diverged")  # with the grid's settings: not run again
+    _write(diverged / "status.json", {"finished": False, "failed": True, "diverged": True,
+                                      "reason": reason, "error": reason, "config": cfg})
+    changed = _run_dir(tmp_path, "changed")  # diverged with other settings: runs again
+    _write(changed / "status.json", {"finished": False, "failed": True, "diverged": True,
+                                     "reason": reason, "error": reason, "config": {"steps": 50}})
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         running = _run_dir(tmp_path, "running")
@@ -162,7 +169,7 @@ def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch)
 
         monkeypatch.setattr(status_lib, "slurm_states", fake_slurm_states)
         never = _run_dir(tmp_path, "never")
-        dirs = [done, shorter, failed, running, reused, queued, *on_slurm.values(), never]
+        dirs = [done, shorter, failed, diverged, changed, running, reused, queued, *on_slurm.values(), never]
         states = status_lib.collect([(cfg, d) for d in dirs], is_finished)
     finally:
         sleeper.kill()
@@ -170,10 +177,12 @@ def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch)
     assert asked == [{"7"}]  # one scheduler query for the whole grid
     by_name = {s.run_dir.parent.name: s for s in states}
     assert {name: s.state for name, s in by_name.items()} == {
-        "done": "done", "shorter": "missing", "failed": "failed", "running": "running", "reused": "missing",
+        "done": "done", "shorter": "missing", "failed": "failed", "diverged": "diverged",
+        "changed": "missing", "running": "running", "reused": "missing",
         "queued": "pending", "slurmrunning": "running", "slurmpending": "pending", "slurmtimeout": "failed",
         "slurmcompleted": "missing", "never": "missing"}
     assert by_name["failed"].log == failed / "log.txt"
+    assert by_name["diverged"].detail == reason and "other settings" in by_name["changed"].detail
     assert by_name["failed"].error_tail[-1] == "ValueError: the run rejected this value"
     assert "TIMEOUT" in by_name["slurmtimeout"].detail
     assert "TIME LIMIT" in by_name["slurmtimeout"].error_tail[-1]  # SLURM's own log says why
@@ -185,7 +194,8 @@ def test_status_tells_done_running_pending_failed_missing(tmp_path, monkeypatch)
     assert table[row + 1].strip() == f"log: {failed / 'log.txt'}"
     assert table[row + 5].strip() == "| ValueError: the run rejected this value"
     assert "lift/done/seed_0  last eval at env step 100: success 0.75" in "\n".join(table)
-    assert table[-1] == "done 1, running 2, pending 2, failed 2, missing 4"
+    assert f"lift/diverged/seed_0  {reason}" in "\n".join(table)
+    assert table[-1] == "done 1, running 2, pending 2, diverged 1, failed 2, missing 5"
 
 
 def test_a_slurm_run_is_not_called_gone_when_squeue_does_not_answer(tmp_path, monkeypatch):
@@ -200,9 +210,12 @@ def test_a_relaunch_clears_only_a_recorded_failure(tmp_path):
     failed, finished = _run_dir(tmp_path, "failed"), _run_dir(tmp_path, "finished")
     _write(failed / "status.json", {"finished": False, "failed": True, "error": "Traceback ..."})
     _write(finished / "status.json", {"finished": True, "env_steps": 10})
-    executors.clear_failure(failed)
-    executors.clear_failure(finished)
+    diverged = _run_dir(tmp_path, "diverged")  # the run itself decides (retry_diverged)
+    _write(diverged / "status.json", {"finished": False, "failed": True, "diverged": True})
+    for run_dir in (failed, finished, diverged):
+        executors.clear_failure(run_dir)
     assert not (failed / "status.json").exists() and (finished / "status.json").exists()
+    assert (diverged / "status.json").exists()
 
 
 # ---- the job entry point
@@ -298,7 +311,7 @@ def test_local_grid_runs_and_status_reports_it(tmp_path, tmp_path_factory):
     assert expo_start <= bc_end and bc_start <= expo_end
 
     status = launch(env, *grid, "status", *tiny_keys())
-    assert "done 2, running 0, pending 0, failed 0, missing 0" in status.stdout, status.stdout
+    assert "done 2, running 0, pending 0, diverged 0, failed 0, missing 0" in status.stdout, status.stdout
     again = launch(env, *grid, *tiny_keys())
     assert again.returncode == 0 and "2 runs, 2 finished, 0 to run" in again.stdout
 
@@ -309,3 +322,20 @@ def test_local_grid_runs_and_status_reports_it(tmp_path, tmp_path_factory):
     status = launch(env, *failing, "status")
     assert "failed 1" in status.stdout and "asked for 100 demos" in status.stdout
     assert f"log: {tmp_path / 'failing/demo/lift/expo/seed_0/log.txt'}" in status.stdout
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_reported_and_not_relaunched_unless_retried(tmp_path, tmp_path_factory):
+    env = tiny_world_env(tmp_path_factory.getbasetemp() / "data_root")
+    reason = "diverged at pretraining step 20: bc_loss = nan"
+    grid = ["figure=demo", "methods=expo", "seeds=1", f"results_dir={tmp_path}", *tiny_keys(),
+            "agent.actor_lr=1e15"]
+    out = launch(env, *grid)
+    assert out.returncode != 0 and f"lift expo seed 0: DIVERGED ({reason})" in out.stdout, out.stdout
+    status = launch(env, *grid, "status")
+    assert f"  diverged lift/expo/seed_0  {reason}" in status.stdout, status.stdout
+    assert "diverged 1, failed 0" in status.stdout
+    again = launch(env, *grid)
+    assert again.returncode == 0 and "1 diverged (not run again" in again.stdout and "0 to run" in again.stdout
+    retry = launch(env, *grid, "retry_diverged=true")
+    assert retry.returncode != 0 and f"DIVERGED ({reason})" in retry.stdout and "1 to run" in retry.stdout

@@ -5,7 +5,7 @@ A figure is a list of `Panel`s, each holding `Series`. `draw_panels` renders the
 `analysis.figures` writes next to each figure as ``<figure>_data.csv`` so that every plotted
 number can be checked against the CSVs it came from.
 
-Style (PAPER.md evaluation protocol): the line is the (smoothed) mean over seeds, the shaded band
+Style (the paper's evaluation protocol): the line is the (smoothed) mean over seeds, the shaded band
 is min..max over seeds and is NOT smoothed; one panel per task; the legend sits below the panels
 (never on a curve) and gives each series' number of seeds.
 """
@@ -30,9 +30,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # no
 from analysis.style import format_steps, seeds_label  # noqa: E402
 from expo.logger import atomic_write_text  # noqa: E402
 
-KINDS = ("curve", "hline", "points")
+KINDS = ("curve", "hline", "points", "scatter")
 DATA_COLUMNS = ["figure", "panel", "series", "label", "x", "mean", "line", "band_min",
-                "band_max", "n_seeds"]
+                "band_max", "n_seeds", "point"]
 
 
 @dataclasses.dataclass
@@ -46,9 +46,13 @@ class Series:
     band_min: np.ndarray
     band_max: np.ndarray
     n_seeds: object                # int, or one count per x (seeds behind each point)
-    kind: str = "curve"            # curve | hline (a single evaluation) | points (x = a setting)
+    # curve | hline (a single evaluation) | points (x = a setting, joined by a line) | scatter
+    # (markers with min..max error bars, not joined: x is itself a measured score)
+    kind: str = "curve"
     emphasis: bool = False         # EXPO: thicker and on top
     count_unit: str = "seed"
+    marker: str = "o"              # points / scatter marker
+    point_labels: Optional[Sequence[str]] = None  # text next to each point (and the `point` column)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -57,6 +61,8 @@ class Series:
             setattr(self, f, np.asarray(getattr(self, f), dtype=float))
         self.n_seeds = np.broadcast_to(np.asarray(self.n_seeds, dtype=np.int64),
                                        self.x.shape).copy()
+        if self.point_labels is not None and len(self.point_labels) != len(self.x):
+            raise ValueError(f"{len(self.point_labels)} point labels for {len(self.x)} points")
 
 
 @dataclasses.dataclass
@@ -69,6 +75,8 @@ class Panel:
     bounded: bool = True           # values in [0, 1]: fixed y range
     xlog: bool = False
     xticks: Optional[Sequence[float]] = None
+    key: Optional[str] = None      # what the panel is in results/ (a task id); None: the title
+    diagonal: Optional[str] = None  # draw y = x with this legend text (x and y share a scale)
 
 
 def atomic_savefig(fig, path: Path, **kwargs) -> Path:
@@ -85,7 +93,9 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return Path(path)
 
 
-def _draw_series(ax, s: Series) -> None:
+def _draw_series(ax, s: Series, labelled: set) -> None:
+    """Draw one series; `labelled` holds the point labels already written on this panel (two
+    series at the same x share one label instead of printing it twice on top of each other)."""
     z = 3 if s.emphasis else 2
     lw = 2.4 if s.emphasis else 1.7
     if s.kind == "hline":
@@ -94,15 +104,28 @@ def _draw_series(ax, s: Series) -> None:
         ax.axhspan(float(s.band_min[0]), float(s.band_max[0]), color=s.color, alpha=0.08, lw=0,
                    zorder=1)
         return
+    if s.kind == "scatter":
+        below, above = s.line - s.band_min, s.band_max - s.line
+        ax.errorbar(s.x, s.line, yerr=np.vstack([below, above]), fmt=s.marker, color=s.color,
+                    ms=7 if s.emphasis else 6, capsize=3, lw=1.2, zorder=z + 1,
+                    markeredgecolor="white", markeredgewidth=0.6)
+        for x, y, text in zip(s.x, s.line, s.point_labels or ()):
+            if (x, text) in labelled:
+                continue
+            labelled.add((x, text))
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(7, -12), fontsize=8,
+                        color="0.3")
+        return
     if np.isfinite(s.band_min).any():
         ax.fill_between(s.x, s.band_min, s.band_max, color=s.color, alpha=0.2, lw=0,
                         zorder=z - 1)
-    marker = "o" if s.kind == "points" or len(s.x) == 1 else None
+    marker = s.marker if s.kind == "points" or len(s.x) == 1 else None
     ax.plot(s.x, s.line, color=s.color, lw=lw, zorder=z + 1, marker=marker, ms=5)
 
 
 def _format_axes(ax, panel: Panel, show_ylabel: bool) -> None:
-    ax.set_title(textwrap.fill(panel.title, 42))       # long titles wrap, never overlap
+    # long titles wrap, never overlap; an explicit line break (a second line of notes) is kept
+    ax.set_title("\n".join(textwrap.fill(line, 42) for line in panel.title.split("\n")))
     ax.set_xlabel(panel.xlabel)
     if show_ylabel:
         ax.set_ylabel(panel.ylabel)
@@ -128,6 +151,10 @@ def _format_axes(ax, panel: Panel, show_ylabel: bool) -> None:
         ax.margins(x=0)
     if panel.bounded:
         ax.set_ylim(-0.03, 1.03)
+    if panel.diagonal is not None:
+        ax.axline((0, 0), slope=1, color="0.55", ls=":", lw=1.2, zorder=1)
+        if panel.bounded:
+            ax.set_xlim(-0.03, 1.03)
     ax.grid(True, alpha=0.3, lw=0.6)
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
@@ -147,20 +174,27 @@ def draw_panels(panels: Sequence[Panel], stem: Path, suptitle: Optional[str] = N
         fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.9 * ncols, 6.4), 3.0 * nrows + 0.6),
                                  squeeze=False, layout="constrained")
         legend: dict[str, tuple[Series, list[int]]] = {}
+        diagonal = None
         for i, panel in enumerate(panels):
             ax = axes[i // ncols][i % ncols]
+            labelled: set = set()
             for s in panel.series:
-                _draw_series(ax, s)
+                _draw_series(ax, s, labelled)
                 legend.setdefault(s.key, (s, []))[1].extend(s.n_seeds.tolist())
             _format_axes(ax, panel, show_ylabel=(i % ncols == 0 or not same_ylabel))
+            diagonal = diagonal or panel.diagonal
         for j in range(len(panels), nrows * ncols):
             axes[j // ncols][j % ncols].set_visible(False)
         handles, labels = [], []
         for s, counts in legend.values():
-            handles.append(Line2D([], [], color=s.color, ls="--" if s.kind == "hline" else "-",
+            handles.append(Line2D([], [], color=s.color,
+                                  ls={"hline": "--", "scatter": "none"}.get(s.kind, "-"),
                                   lw=2.4 if s.emphasis else 1.7,
-                                  marker="o" if s.kind == "points" else None))
+                                  marker=s.marker if s.kind in ("points", "scatter") else None))
             labels.append(seeds_label(s.label, counts, s.count_unit))
+        if diagonal is not None:
+            handles.append(Line2D([], [], color="0.55", ls=":", lw=1.2))
+            labels.append(diagonal)
         if handles:
             # "outside": constrained layout reserves a strip below the panels for the legend.
             width = max(3.9 * ncols, 6.4)
@@ -184,9 +218,10 @@ def panels_frame(figure: str, panels: Sequence[Panel]) -> pd.DataFrame:
     for panel in panels:
         for s in panel.series:
             parts.append(pd.DataFrame({
-                "figure": figure, "panel": panel.title, "series": s.key, "label": s.label,
-                "x": s.x, "mean": s.mean, "line": s.line, "band_min": s.band_min,
-                "band_max": s.band_max, "n_seeds": s.n_seeds}))
+                "figure": figure, "panel": panel.key or panel.title, "series": s.key,
+                "label": s.label, "x": s.x, "mean": s.mean, "line": s.line,
+                "band_min": s.band_min, "band_max": s.band_max, "n_seeds": s.n_seeds,
+                "point": list(s.point_labels) if s.point_labels is not None else ""}))
     if not parts:
         return pd.DataFrame(columns=DATA_COLUMNS)
     return pd.concat(parts, ignore_index=True)[DATA_COLUMNS]

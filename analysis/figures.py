@@ -1,30 +1,33 @@
 """The paper's figures, generic learning-curve figures, statistics and the report (`make figures`).
 
-    python -m analysis.figures [--results results] [--out figures] [--smooth 3]
-                               [--smooth-mode centered|trailing] [--bootstrap-reps 5000]
-                               [--bootstrap-seed 0] [--se-window 1]
+    python -m analysis.figures [--results results] [--out figures] [--smooth paper|<odd k>]
+                               [--bootstrap-reps 5000] [--bootstrap-seed 0]
                                [--env-pictures auto|always|never]
 
 From results/ only, it writes into <out>:
 
 * one figure per paper figure whose runs exist (PNG + PDF + ``<name>_data.csv``, the numbers drawn):
   Fig. 1 right (average over the tasks of fig1/fig3/fig4), Fig. 3-6 and 8 (learning curves, one
-  panel per task), Fig. 7 (final success against the number of demonstrations), Fig. 9 and 10
+  panel per task), Fig. 7 (success after online RL against the success of the imitation policy
+  trained on the same subsample, as the paper draws it; and, as ``fig7_demos``, final success
+  against the number of demonstrations), Fig. 9 and 10
   (learning curves per N / beta), Fig. 11 (rendered pictures of the environments,
   `analysis.env_pictures`); any other folder of results/ (quickstart, demo, baselines, ...) as a
   generic learning-curve figure;
 * ``<folder>_summary.csv`` per results folder: final and best scores (`analysis.stats`);
 * ``aggregate_iqm.{csv,png,pdf}``: IQM and mean of final scores over tasks with 95% stratified
-  bootstrap confidence intervals (rliable's estimators);
+  bootstrap confidence intervals (rliable's estimators, `analysis.stats.rliable_estimates`);
 * ``sample_efficiency.csv`` and ``sample_efficiency_summary.csv``: EXPO's sample-efficiency ratio
-  against each baseline (definition: `analysis.stats.sample_efficiency`);
+  against each baseline, losses counted (definitions: `analysis.stats.sample_efficiency` and
+  `summarize_sample_efficiency`);
 * ``REPORT.md`` (`analysis.report`): every figure with the runs behind each curve, missing runs,
   the tables above, Tables 1-2 when `python -m analysis.tables --out <out>` wrote them.
 
-Curves: mean over seeds smoothed with a running average (`analysis.curves`), unsmoothed min..max
-band over seeds, x = environment steps. Loader warnings (missing, empty, corrupt, partial runs) are
-printed and listed in the report. An empty or missing results directory prints "no runs found
-under <dir>/" and exits 0.
+Curves: mean over seeds smoothed with a centred running average over the paper's window for the
+task (`analysis.curves.paper_window`; ``--smooth k`` uses k on every task), whose first and last
+points are not moved; unsmoothed min..max band over seeds; x = environment steps. Loader warnings
+(missing, empty, corrupt, partial runs) are printed and listed in the report. An empty or missing
+results directory prints "no runs found under <dir>/" and exits 0.
 """
 from __future__ import annotations
 
@@ -42,23 +45,27 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import completeness, stats  # noqa: E402
-from analysis.curves import SMOOTH_MODES, aggregate, average_over_tasks  # noqa: E402
+from analysis.curves import (PAPER_WINDOW_BY_DOMAIN, aggregate, average_over_tasks,  # noqa: E402
+                             check_window)
 from analysis.draw import (Panel, Series, atomic_savefig, draw_panels,  # noqa: E402
                            panels_frame, write_csv)
 from analysis.runs import load_runs  # noqa: E402
-from analysis.style import (is_expo, label_sort_key, method_color,  # noqa: E402,F401
-                            method_name, method_sort_key, metric_label, parse_variant,
-                            sweep_colors, task_sort_key, variant_label)
+from analysis.style import (folder_title, is_expo, label_sort_key,  # noqa: E402,F401
+                            method_color, method_name, method_sort_key, metric_label,
+                            natural_sort_key, parse_variant, sweep_colors, task_name,
+                            task_sort_key, variant_label)
 
 
 @dataclasses.dataclass
 class Options:
-    smooth: int = 3
-    mode: str = "centered"
+    smooth: Optional[int] = None        # None: the paper's window per task; k: k on every task
     bootstrap_reps: int = stats.DEFAULT_BOOTSTRAP_REPS
     bootstrap_seed: int = stats.DEFAULT_BOOTSTRAP_SEED
-    se_window: int = 1
     env_pictures: str = "auto"          # auto: render Fig. 11 when <out>/fig11.png is absent
+
+    def __post_init__(self):
+        if self.smooth is not None:
+            self.smooth = check_window(self.smooth)
 
 
 @dataclasses.dataclass
@@ -77,6 +84,9 @@ class PaperFigure:
     title: str
     caption: str
     draw: Callable                      # (name, data, out_dir, options) -> (panels, notes)
+    # A second view of the same runs, written as <name>_<extra_name>.{png,pdf} + _data.csv
+    extra_name: Optional[str] = None
+    extra_draw: Optional[Callable] = None
 
 
 # ----------------------------------------------------------------------------- series styles
@@ -104,12 +114,41 @@ def _panel_metric(tdata: pd.DataFrame) -> tuple[str, bool]:
 
 # ----------------------------------------------------------------------------- panel builders
 
+def embedded_datasets(tdata: pd.DataFrame) -> list:
+    """The datasets generated on this machine by a scripted expert (expo/data/registry.py
+    GeneratedDataset) that the runs of one task used, from their config.json."""
+    from expo.data.registry import DATASETS, GeneratedDataset
+
+    names = sorted(set(tdata["dataset"])) if "dataset" in tdata else []
+    return [DATASETS[n] for n in names if isinstance(DATASETS.get(n), GeneratedDataset)]
+
+
+def panel_title(task: str, tdata: pd.DataFrame) -> str:
+    """The task's readable name, and a second line when its runs used an embedded scripted
+    dataset instead of the paper's data (a reader must not take those curves for the paper's)."""
+    embedded = embedded_datasets(tdata)
+    if not embedded:
+        return task_name(task)
+    return (f"{task_name(task)}\nembedded scripted dataset "
+            f"({', '.join(d.key for d in embedded)})")
+
+
+def dataset_notes(data: pd.DataFrame) -> list[str]:
+    """One note per task whose runs used an embedded scripted dataset, with its description."""
+    notes = []
+    for task in sorted(data["task"].unique(), key=task_sort_key):
+        for d in embedded_datasets(data[data["task"] == task]):
+            notes.append(f"{task_name(task)} ({task}): the runs use the embedded scripted dataset "
+                         f"`{d.key}` ({d.description}), not the paper's data (Table 2).")
+    return notes
+
+
 def learning_curve_panels(data: pd.DataFrame, options: Options,
                           style: Callable[[str], tuple[str, str, bool]] = method_series_style,
                           order: Callable[[str], object] = label_sort_key) -> list[Panel]:
     """One panel per task: per method label, the smoothed mean over seeds and the min..max band;
     a method with a single evaluation (imitation only) is a horizontal line at its mean."""
-    agg = aggregate(data, "value", window=options.smooth, mode=options.mode)
+    agg = aggregate(data, "value", window=options.smooth)
     panels = []
     for task in sorted(data["task"].unique(), key=task_sort_key):
         tdata = data[data["task"] == task]
@@ -120,7 +159,8 @@ def learning_curve_panels(data: pd.DataFrame, options: Options,
             if c.empty:
                 continue
             series.append(curve_series(label, c, "env_step", style))
-        panels.append(Panel(task, "Environment steps", ylabel, series, bounded=bounded))
+        panels.append(Panel(panel_title(task, tdata), "Environment steps", ylabel, series,
+                            bounded=bounded, key=task))
     return panels
 
 
@@ -153,35 +193,89 @@ def draw_sweep(name, data, out_dir, options):
     return learning_curve_panels(data, options, style, order), notes
 
 
+def _demos_finals(final: pd.DataFrame, task: str) -> tuple[pd.DataFrame, list[str]]:
+    """The final scores of one task's <method>-demos<k> labels, with columns ``demos`` (k) and
+    ``base`` (the method); notes for labels that are not <method>-demos<k> (not drawn)."""
+    f = final[final["task"] == task].copy()
+    parsed = f["method"].map(lambda m: parse_variant(m.partition("-")[2]))
+    bad = f.loc[parsed.map(lambda p: p is None or p[0] != "demos"), "method"].tolist()
+    notes = [f"{task}/{m}: not a <method>-demos<k> label, not drawn" for m in bad]
+    f = f[parsed.map(lambda p: p is not None and p[0] == "demos")].copy()
+    f["demos"] = f["method"].map(lambda m: parse_variant(m.partition("-")[2])[1])
+    f["base"] = f["method"].map(lambda m: m.partition("-")[0])
+    return f, notes
+
+
+FIG7_IMITATION = "bc"
+FIG7_MARKERS = {"expo": "o", "expo_entropy_backup": "s"}
+
+
 def draw_fig7(name, data, out_dir, options):
-    """Fig. 7: per task, final score (each seed's last evaluation, mean and min..max over seeds)
-    against the number of demonstrations of the subsample, one line per method (EXPO, EXPO +
-    entropy backup, imitation on the same subsample). Labels are <method>-demos<k>."""
+    """Fig. 7 as the paper draws it: per task, one point per subsample size k, at x = the success
+    of the imitation policy trained on that subsample (bc-demos<k>: mean over its seeds of each
+    seed's last evaluation) and y = the success after online RL of EXPO / EXPO + entropy backup on
+    the same subsample (<method>-demos<k>: the same mean; error bar min..max over seeds). Points
+    above the dotted diagonal are improvements over imitation. A k without bc-demos<k> runs has no
+    x and is left out, with a note."""
     final = stats.final_and_best(data)
     panels, notes = [], []
     for task in sorted(final["task"].unique(), key=task_sort_key):
-        f = final[final["task"] == task].copy()
-        parsed = f["method"].map(lambda m: parse_variant(m.partition("-")[2]))
-        bad = f.loc[parsed.map(lambda p: p is None or p[0] != "demos"), "method"].tolist()
-        notes += [f"{task}/{m}: not a <method>-demos<k> label, not drawn" for m in bad]
-        f = f[parsed.map(lambda p: p is not None and p[0] == "demos")]
-        f["demos"] = f["method"].map(lambda m: parse_variant(m.partition("-")[2])[1])
-        f["base"] = f["method"].map(lambda m: m.partition("-")[0])
+        f, bad = _demos_finals(final, task)
+        notes += bad
+        imitation = f[f["base"] == FIG7_IMITATION].set_index("demos")
+        if imitation.empty:
+            notes.append(f"{task}: no {FIG7_IMITATION}-demos<k> runs, so no x axis: the paper's "
+                         f"Fig. 7 is not drawn for this task (fig7_demos still is)")
+            continue
+        series = []
+        for base in sorted(set(f["base"]) - {FIG7_IMITATION}, key=method_sort_key):
+            g = f[f["base"] == base]
+            lacking = sorted(set(g["demos"]) - set(imitation.index))
+            notes += [f"{task}/{base}-demos{k:g}: no {FIG7_IMITATION}-demos{k:g} runs give its x, "
+                      f"not drawn" for k in lacking]
+            g = g[g["demos"].isin(imitation.index)].copy()
+            g["x"] = imitation.loc[g["demos"], "final_mean"].to_numpy()
+            g = g.sort_values(["x", "demos"])
+            label, color, emphasis = method_series_style(base)
+            series.append(Series(
+                key=base, label=label, color=color, x=g["x"], mean=g["final_mean"],
+                line=g["final_mean"], band_min=g["final_min"], band_max=g["final_max"],
+                n_seeds=g["n_seeds"], kind="scatter", emphasis=emphasis,
+                marker=FIG7_MARKERS.get(base, "D"),
+                point_labels=[f"{k:g} demos" for k in g["demos"]]))
+        tdata = data[data["task"] == task]
+        ylabel, bounded = _panel_metric(tdata)
+        panels.append(Panel(panel_title(task, tdata),
+                            f"Imitation policy's {ylabel.lower()} on the subsample",
+                            f"{ylabel} after online RL", series, x_format="plain",
+                            bounded=bounded, key=task, diagonal="y = x (no gain over imitation)"))
+    return panels, notes
+
+
+def draw_fig7_demos(name, data, out_dir, options):
+    """Fig. 7, second view (not the paper's): per task, final score (each seed's last evaluation,
+    mean and min..max over seeds) against the number of demonstrations of the subsample, one line
+    per method (EXPO, EXPO + entropy backup, imitation on the same subsample)."""
+    final = stats.final_and_best(data)
+    panels = []
+    for task in sorted(final["task"].unique(), key=task_sort_key):
+        f, _ = _demos_finals(final, task)                 # draw_fig7 already notes bad labels
         series = []
         for base in sorted(f["base"].unique(), key=method_sort_key):
             g = f[f["base"] == base].sort_values("demos")
-            name, color, emphasis = method_series_style(base)
+            label, color, emphasis = method_series_style(base)
             series.append(Series(
-                key=base, label=name, color=color, x=g["demos"], mean=g["final_mean"],
+                key=base, label=label, color=color, x=g["demos"], mean=g["final_mean"],
                 line=g["final_mean"], band_min=g["final_min"], band_max=g["final_max"],
-                n_seeds=g["n_seeds"], kind="points", emphasis=emphasis))
+                n_seeds=g["n_seeds"], kind="points", emphasis=emphasis,
+                marker=FIG7_MARKERS.get(base, "D")))
         tdata = data[data["task"] == task]
         ylabel, bounded = _panel_metric(tdata)
         ticks = sorted(f["demos"].unique())
-        panels.append(Panel(task, "Number of demonstrations", f"Final {ylabel.lower()}", series,
-                            x_format="plain", bounded=bounded, xlog=len(ticks) > 1,
-                            xticks=ticks))
-    return panels, notes
+        panels.append(Panel(panel_title(task, tdata), "Number of demonstrations",
+                            f"Final {ylabel.lower()}", series, x_format="plain", bounded=bounded,
+                            xlog=len(ticks) > 1, xticks=ticks, key=task))
+    return panels, []
 
 
 FIG1_SOURCES = {"fig1": "Fig. 1 runs", "fig3": "Online RL with offline data (Fig. 3)",
@@ -203,7 +297,7 @@ def fig1_panels(data: pd.DataFrame, options: Options) -> tuple[list[Panel], list
         else:
             sources.append((FIG1_SOURCES[folder], d))
     for title, d in sources:
-        avg = average_over_tasks(d, "value", window=options.smooth, mode=options.mode)
+        avg = average_over_tasks(d, "value", window=options.smooth)
         n_tasks = d["task"].nunique()
         notes += [f"{title}: {m} not averaged, it has no curve on {', '.join(t)}"
                   for m, t in sorted(avg.excluded.items())]
@@ -211,6 +305,17 @@ def fig1_panels(data: pd.DataFrame, options: Options) -> tuple[list[Panel], list
             notes.append(f"{title}: the tasks' env-step budgets differ ("
                          + ", ".join(f"{t} {b}" for t, b in sorted(avg.budgets.items()))
                          + "); x is the fraction of each task's budget")
+        grids: dict[tuple, list[str]] = {}
+        for method, step in sorted(avg.grid_step.items()):
+            if np.isfinite(step):
+                w = int(avg.curves.loc[avg.curves["method"] == method, "window"].iloc[0])
+                grids.setdefault((step, w), []).append(method)
+        for (step, w), methods in grids.items():
+            where = (f"{step:g} env steps" if avg.x_unit == "env_step"
+                     else f"{100 * step:.3g}% of training")
+            who = "every method" if len(grids) == 1 else ", ".join(methods)
+            notes.append(f"{title}: {who} averaged on an even grid every {where}, then smoothed "
+                         f"over {w} grid point{'s' if w > 1 else ''}")
         series = []
         for method in sorted(avg.curves["method"].unique(), key=label_sort_key):
             c = avg.curves[avg.curves["method"] == method]
@@ -236,8 +341,10 @@ PAPER_FIGURES = [
     PaperFigure("fig6", "Fig. 6: no action edits (ablation)",
                 "EXPO vs argmax over base-policy samples only.", draw_learning_curves),
     PaperFigure("fig7", "Fig. 7: dataset subsampling",
-                "Final success against the number of demonstrations: EXPO and EXPO + entropy "
-                "backup vs an imitation policy trained on the same subsample.", draw_fig7),
+                "Success after online RL (y) against the success of an imitation policy trained "
+                "on the same subsample (x), for EXPO and EXPO + entropy backup, averaged over "
+                "seeds, one point per subsample size; fig7_demos: final success against the "
+                "number of demonstrations.", draw_fig7, "demos", draw_fig7_demos),
     PaperFigure("fig8", "Fig. 8: no offline data kept",
                 "EXPO vs Cal-QL pretraining + SAC fine-tuning, buffers warm-started with "
                 "rollouts of the pretrained policy.", draw_learning_curves),
@@ -262,13 +369,22 @@ def _save(name: str, title: str, folders: list[str], panels: list[Panel], notes:
 
 
 def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options) -> FigureResult:
-    """A results folder: its paper figure's drawer (fig3-fig10) or generic learning curves."""
+    """A results folder: its paper figure's drawer (fig3-fig10) or generic learning curves; a
+    paper figure with a second view also writes <folder>_<extra_name>.*"""
     spec = PAPER_BY_NAME.get(folder)
     d = data[data["figure"] == folder]
     draw = spec.draw if spec else draw_learning_curves
     title = spec.title if spec else f"results/{folder}: learning curves"
     panels, notes = draw(folder, d, out_dir, options)
-    return _save(folder, title, [folder], panels, notes, out_dir)
+    result = _save(folder, title, [folder], panels, notes + dataset_notes(d), out_dir)
+    if spec is not None and spec.extra_draw is not None:
+        extra = f"{folder}_{spec.extra_name}"
+        extra_panels, extra_notes = spec.extra_draw(extra, d, out_dir, options)
+        result.files += draw_panels(extra_panels, out_dir / extra)
+        result.files.append(write_csv(panels_frame(extra, extra_panels),
+                                      out_dir / f"{extra}_data.csv"))
+        result.notes += extra_notes
+    return result
 
 
 def draw_fig1(data: pd.DataFrame, out_dir: Path, options: Options) -> Optional[FigureResult]:
@@ -279,15 +395,27 @@ def draw_fig1(data: pd.DataFrame, out_dir: Path, options: Options) -> Optional[F
     return _save("fig1", FIG1_TITLE, folders, panels, notes, out_dir)
 
 
+IQM_PANELS_PER_ROW = 3
+
+
+def iqm_panel_layout(folders) -> tuple[list[str], int, int]:
+    """(folders in numeric order, rows, columns): Fig. 3 before Fig. 10 (as text, "fig10" sorts
+    first), at most IQM_PANELS_PER_ROW panels to a row."""
+    ordered = sorted(folders, key=natural_sort_key)
+    ncols = max(1, min(len(ordered), IQM_PANELS_PER_ROW))
+    return ordered, -(-len(ordered) // ncols), ncols
+
+
 def draw_iqm(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One panel per results folder of `table`: IQM (dot) and 95% CI (bar) of final scores per
-    method."""
-    figures = sorted(table["figure"].unique())
+    """One panel per results folder of `table` (`iqm_panel_layout`): IQM (dot) and 95% CI (bar)
+    of final scores per method."""
+    figures, nrows, ncols = iqm_panel_layout(table["figure"].unique())
     n = len(figures)
-    height = max(1.6, 0.45 * table.groupby("figure").size().max() + 1.0)
-    fig, axes = plt.subplots(1, n, figsize=(max(4.2 * n, 5.0), height), squeeze=False,
-                             layout="constrained")
-    for ax, figure in zip(axes[0], figures):
+    row_height = max(1.6, 0.45 * table.groupby("figure").size().max() + 1.0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.2 * ncols, 5.0), row_height * nrows),
+                             squeeze=False, layout="constrained")
+    for i, figure in enumerate(figures):
+        ax = axes[i // ncols][i % ncols]
         t = table[table["figure"] == figure].copy()
         t["_order"] = t["method"].map(label_sort_key)
         t = t.sort_values("_order", ascending=False)
@@ -299,10 +427,12 @@ def draw_iqm(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_yticklabels([method_series_style(m)[0] for m in t["method"]])
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel("IQM of final score (95% CI)")
-        ax.set_title(f"{figure} ({int(t['n_tasks'].iloc[0])} tasks)")
+        ax.set_title(f"{folder_title(figure)} ({int(t['n_tasks'].iloc[0])} tasks)")
         ax.grid(True, axis="x", alpha=0.3, lw=0.6)
         ax.spines["top"].set_visible(False)
         ax.spines["right"].set_visible(False)
+    for j in range(n, nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
     paths = [atomic_savefig(fig, out_dir / "aggregate_iqm.png", dpi=150),
              atomic_savefig(fig, out_dir / "aggregate_iqm.pdf")]
     plt.close(fig)
@@ -352,8 +482,8 @@ def format_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
-                 mode: str = "centered", stream=None, options: Optional[Options] = None,
+def make_figures(results_dir="results", out_dir="figures", smooth: Optional[int] = None,
+                 stream=None, options: Optional[Options] = None,
                  expected_runs=completeness.grid_runs) -> Outputs:
     """Load every run under `results_dir`; write figures, tables and the report into `out_dir`.
 
@@ -362,7 +492,7 @@ def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
     from analysis import report
 
     stream = stream if stream is not None else sys.stdout
-    options = options or Options(smooth=smooth, mode=mode)
+    options = options or Options(smooth=smooth)
     loaded = load_runs(results_dir)
     for w in loaded.warnings:
         print(f"WARNING: {w}", file=stream)
@@ -393,7 +523,7 @@ def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
     iqm_files = [write_csv(iqm, out_dir / "aggregate_iqm.csv")]
     if (iqm["n_tasks"] > 1).any():
         iqm_files += draw_iqm(iqm[iqm["n_tasks"] > 1], out_dir)
-    se = stats.sample_efficiency(data, window=options.se_window)
+    se = stats.sample_efficiency(data, window=options.smooth)
     se_summary = stats.summarize_sample_efficiency(se)
     se_files = [write_csv(se, out_dir / "sample_efficiency.csv"),
                 write_csv(se_summary, out_dir / "sample_efficiency_summary.csv")]
@@ -415,34 +545,44 @@ def make_figures(results_dir="results", out_dir="figures", smooth: int = 3,
     return Outputs(written, report_path)
 
 
+def smooth_argument(text: str) -> Optional[int]:
+    """--smooth: "paper" -> None (the paper's window per task), else an odd window >= 1."""
+    if text == "paper":
+        return None
+    try:
+        window = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'paper' or an odd number, got {text!r}")
+    if window < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {window}")
+    try:
+        return check_window(window)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="results tree (default: results)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
-    p.add_argument("--smooth", type=int, default=3,
-                   help="running-average window over evaluations for the mean line; "
-                        "1 = none (default: 3)")
-    p.add_argument("--smooth-mode", choices=SMOOTH_MODES, default="centered",
-                   help="centered (default) or trailing running average")
+    p.add_argument("--smooth", default="paper", type=smooth_argument,
+                   help="running-average window over evaluations for the mean line and the "
+                        "sample-efficiency ratio: 'paper' (default) = the paper's per task ("
+                        + ", ".join(f"{d} {w}" for d, w in PAPER_WINDOW_BY_DOMAIN.items())
+                        + "), or an odd number for every task; 1 = none")
     p.add_argument("--bootstrap-reps", type=int, default=stats.DEFAULT_BOOTSTRAP_REPS,
                    help=f"bootstrap resamples for the IQM intervals "
                         f"(default: {stats.DEFAULT_BOOTSTRAP_REPS})")
     p.add_argument("--bootstrap-seed", type=int, default=stats.DEFAULT_BOOTSTRAP_SEED,
                    help="seed of the bootstrap resampling (default: 0)")
-    p.add_argument("--se-window", type=int, default=1,
-                   help="trailing running-average window of EXPO's curve in the "
-                        "sample-efficiency ratio; 1 = unsmoothed (default: 1)")
     p.add_argument("--env-pictures", choices=("auto", "always", "never"), default="auto",
                    help="Fig. 11: render when <out>/fig11.png is absent (auto, default), "
                         "always, or never")
     args = p.parse_args(argv)
-    for flag, value in (("--smooth", args.smooth), ("--se-window", args.se_window),
-                        ("--bootstrap-reps", args.bootstrap_reps)):
-        if value < 1:
-            p.error(f"{flag} must be >= 1, got {value}")
-    options = Options(args.smooth, args.smooth_mode, args.bootstrap_reps, args.bootstrap_seed,
-                      args.se_window, args.env_pictures)
+    if args.bootstrap_reps < 1:
+        p.error(f"--bootstrap-reps must be >= 1, got {args.bootstrap_reps}")
+    options = Options(args.smooth, args.bootstrap_reps, args.bootstrap_seed, args.env_pictures)
     make_figures(args.results, args.out, options=options)
     return 0
 

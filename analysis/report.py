@@ -124,53 +124,88 @@ def final_best_table(fb: pd.DataFrame) -> list[str]:
 
 def iqm_table(iqm: pd.DataFrame) -> list[str]:
     iqm = iqm.assign(_order=iqm["method"].map(label_sort_key)).sort_values(["figure", "_order"])
-    rows = [[r.figure, r.method, num(r.n_tasks), num(r.n_runs), num(r.iqm),
+    rows = [[r.figure, r.method, num(r.n_tasks), num(r.n_runs), r.runs_per_task, num(r.iqm),
              f"[{num(r.iqm_low)}, {num(r.iqm_high)}]", num(r.mean),
              f"[{num(r.mean_low)}, {num(r.mean_high)}]"] for r in iqm.itertuples(index=False)]
-    return table(["folder", "method", "tasks", "runs", "IQM", "95% CI", "mean", "95% CI"], rows)
+    return table(["folder", "method", "tasks", "runs", "runs per task", "IQM", "95% CI",
+                  "mean of task means", "95% CI"], rows)
+
+
+def se_headlines(summary: pd.DataFrame) -> list[str]:
+    """The summary's headline per baseline: ratios never quoted without the tasks EXPO lost."""
+    lines = [f"- EXPO vs {'all baselines' if r.baseline == 'all' else r.baseline}: {r.headline}"
+             + (f". Lost: {r.lost_tasks}" if r.lost_tasks else "")
+             for r in summary.itertuples(index=False)]
+    return lines + ([""] if lines else [])
 
 
 def se_tables(per_task: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    lines = se_headlines(summary)
     rows = [[r.task, r.baseline, num(r.baseline_final), num(r.baseline_steps),
-             num(r.expo_steps_to_reach), num(r.ratio, 2), r.status]
+             num(r.expo_steps_to_reach), num(r.window), num(r.ratio, 2),
+             num(r.ratio_or_bound, 2), "yes" if r.lost else "no", r.status]
             for r in _by_task_and_label(per_task, "baseline").itertuples(index=False)]
-    lines = table(["task", "baseline", "baseline final", "baseline env steps",
-                   "EXPO env steps to reach it", "ratio", "status"], rows)
-    rows = [[r.baseline, num(r.n_tasks), num(r.n_finite), num(r.n_infinite), num(r.n_undefined),
-             num(r.median_ratio, 2), num(r.mean_ratio, 2), r.undefined_tasks or "-"]
+    lines += table(["task", "baseline", "baseline final", "baseline env steps",
+                    "EXPO env steps to stay at or above it", "window", "ratio",
+                    "ratio or bound", "lost by EXPO", "status"], rows)
+    rows = [[r.baseline, num(r.n_tasks), num(r.n_decided), num(r.n_lost), num(r.n_at_step_0),
+             num(r.n_undefined), num(r.median_ratio, 2), num(r.mean_ratio, 2),
+             "yes" if r.upper_bounds else "no", r.undefined_tasks or "-"]
             for r in summary.itertuples(index=False)]
-    lines += table(["baseline", "tasks", "finite", "infinite", "undefined", "median ratio",
-                    "mean ratio (finite)", "undefined tasks (status)"], rows)
+    lines += table(["baseline", "tasks", "decided", "lost by EXPO", "at env_step 0", "undefined",
+                    "median ratio", "mean ratio", "upper bounds", "undefined tasks (status)"],
+                   rows)
     return lines
 
 
 SE_DEFINITION = (
-    "Sample-efficiency ratio (`analysis.stats.sample_efficiency`): for a task and a baseline, "
-    "the target is the baseline's final performance (mean over its seeds of each seed's last "
-    "evaluation) and *baseline env steps* the env_step of those evaluations; *EXPO env steps* is "
-    "the first env_step at which EXPO's mean-over-seeds curve (seeds aligned on common steps; "
-    "{smoothing}) is >= the target. ratio = baseline env steps / EXPO env steps, i.e. EXPO "
-    "reaches the baseline's final performance ratio times sooner (the paper's \"2-3x\"). "
-    "Status `expo_never_reaches`: EXPO stays below the target, no ratio; `reached_at_step_0`: "
-    "EXPO is at or above the target at env_step 0 (after pretraining), ratio infinite; "
-    "`baseline_final_zero`: the target is 0, reached by any curve, no ratio; "
-    "`baseline_no_online_steps`: the baseline's last evaluation is at env_step 0. Over tasks: "
-    "median of the defined ratios (infinite ones included), mean of the finite ones.")
+    "Sample-efficiency ratio (`analysis.stats.sample_efficiency`), a check of the paper's "
+    "\"up to 2-3x better sample efficiency\" (abstract): for a task and a baseline, the target is "
+    "the baseline's final performance (mean over its seeds of each seed's last evaluation, the "
+    "final-score tables' number) and *baseline env steps* the env_step of those evaluations; "
+    "*EXPO env steps* is the first env_step from which EXPO's smoothed mean-over-seeds curve (the "
+    "drawn line: seeds aligned on common steps, {smoothing}, end points not moved) stays at or "
+    "above the target until its last evaluation, so a single lucky evaluation cannot count as "
+    "reaching it. ratio = baseline env steps / EXPO env steps: EXPO reaches the baseline's final "
+    "performance ratio times sooner. Status `ok`: ratio >= 1; lost by EXPO: `expo_slower` (ratio "
+    "< 1) and `expo_never_reaches` (the smoothed curve ends below the target; it enters the "
+    "aggregates at its bound baseline env steps / EXPO's last env step, 1 when both ran as long, "
+    "the largest ratio it could have); `reached_at_step_0`: at or above the target from env_step "
+    "0 (after pretraining), ratio infinite; no information, left out and named: "
+    "`baseline_final_zero` (a target of 0 is reached by any curve), `baseline_no_online_steps`, "
+    "`expo_no_online_steps`. Over tasks (`summarize_sample_efficiency`): median of ratio-or-bound "
+    "over every task with information, losses included (infinite ratios rank above every finite "
+    "one), mean of the finite ones; when a task was never reached both are upper bounds. Each "
+    "headline says how many tasks EXPO lost.")
 
 IQM_DEFINITION = (
-    "Aggregate scores (`analysis.stats.aggregate_scores`, rliable's estimators): the final score "
-    "of a run is its last evaluation; per results folder and method, the IQM (25%-trimmed mean "
-    "over all runs of all tasks) and the mean, with 95% percentile confidence intervals from "
-    "{reps} stratified bootstrap resamples (runs resampled with replacement within each task; "
-    "seed {seed}). "
+    "Aggregate scores (`analysis.stats.aggregate_scores`): the final score of a run is its last "
+    "evaluation; per results folder and method, rliable's estimators on the runs x tasks score "
+    "matrix: the IQM (`aggregate_iqm`: 25%-trimmed mean of all runs of all tasks, "
+    "scipy.stats.trim_mean) and the mean (`aggregate_mean`: the mean over tasks of each task's "
+    "mean over runs), with 95% percentile confidence intervals from {reps} stratified bootstrap "
+    "resamples (each task's runs resampled with replacement within that task; seed {seed}). "
+    "rliable needs the same number of runs on every task; where a task has fewer (a missing "
+    "seed, \"runs per task\" shows a range), each of its runs counts as many times as makes every "
+    "task weigh the same (the matrix with each task's runs repeated to the least common multiple "
+    "of the run counts), so a task with more seeds does not weigh more. "
     "A method without runs on every task of the folder is not aggregated.")
+
+
+def smoothing_text(window) -> str:
+    """How the curves are smoothed, for the report."""
+    from analysis.curves import PAPER_WINDOW_BY_DOMAIN
+
+    if window is None:
+        return ("the paper's window for the task (" + ", ".join(
+            f"{d} {w}" for d, w in PAPER_WINDOW_BY_DOMAIN.items()) + " evaluations; 3 elsewhere)")
+    return "1 evaluation (unsmoothed)" if window <= 1 else f"{window} evaluations on every task"
 
 
 def figure_section(fig, inputs: ReportInputs, heading: str) -> list[str]:
     lines = [f"{heading} {fig.title}", ""]
-    png = next((f for f in fig.files if Path(f).suffix == ".png"), None)
-    if png is not None:
-        lines += [f"![{fig.title}]({Path(png).name})", ""]
+    for png in (f for f in fig.files if Path(f).suffix == ".png"):
+        lines += [f"![{fig.title}: {Path(png).stem}]({Path(png).name})", ""]
     lines += [f"Files: {links(fig.files)}", ""]
     lines += [f"Note: {n}" for n in fig.notes] + ([""] if fig.notes else [])
     for folder in fig.folders:
@@ -229,8 +264,9 @@ def tables_section(out_dir: Path) -> list[str]:
                    and not f.name.startswith("."))
     lines = ["## Tables 1-2", ""]
     if not files:
-        return lines + [f"Not generated: run `python -m analysis.tables --out {out_dir}` "
-                        "before `python -m analysis.figures` (`make figures` does both).", ""]
+        return lines + ["Not in this folder: Tables 1-2 come from the code's configs, not from "
+                        f"results/, and are written by `python -m analysis.tables --out {out_dir}` "
+                        "(`make figures` and `make demo` run it before this report).", ""]
     for f in files:
         if f.suffix == ".md":
             # the table's own headings go two levels down, under this section
@@ -249,9 +285,10 @@ def write_report(inputs: ReportInputs) -> Path:
     lines = ["# EXPO reproduction: figures, statistics and tables", "",
              f"Generated from `{inputs.results_dir}/` only, by `python -m analysis.figures "
              f"--results {inputs.results_dir} --out {inputs.out_dir}`. Curves: mean over seeds "
-             f"smoothed by a {o.mode} running average over {o.smooth} evaluations; shaded band: "
-             "min-max over seeds, unsmoothed. Layout and CSV schema of `results/` and of these "
-             "files: `analysis/SCHEMA.md`.", ""]
+             f"smoothed by a centred running average over {smoothing_text(o.smooth)}, shrinking "
+             "symmetrically at the ends so that the first and last points (the final score) are "
+             "not moved; shaded band: min-max over seeds, unsmoothed. Layout and CSV schema of "
+             "`results/` and of these files: `analysis/SCHEMA.md`.", ""]
     # Overview
     rows = []
     paper = [("fig1", FIG1_TITLE)] + [(f.name, f.title) for f in PAPER_FIGURES]
@@ -308,10 +345,8 @@ def write_report(inputs: ReportInputs) -> Path:
         lines += ["![Aggregate IQM over the tasks of each folder with more than one task]"
                   "(aggregate_iqm.png)", ""]
     lines += [f"Files: {links(inputs.iqm_files)}", ""]
-    smoothing = ("unsmoothed" if o.se_window <= 1 else
-                 f"trailing running average over {o.se_window} evaluations")
-    lines += [SE_DEFINITION.format(smoothing=smoothing), "", f"Files: {links(inputs.se_files)}",
-              ""]
+    lines += [SE_DEFINITION.format(smoothing="running average over " + smoothing_text(o.smooth)),
+              "", f"Files: {links(inputs.se_files)}", ""]
     path = inputs.out_dir / REPORT_FILE
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
     return path

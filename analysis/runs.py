@@ -11,9 +11,11 @@ analysis/SCHEMA.md.
 `load_runs(results_dir)` returns a `LoadedRuns` with
 
 * `data`: one row per (figure, task, method, seed, evaluation), columns
-  ``figure, task, method, seed, setting, metric, value, base_method, variant, env_step, success,
-  return, episodes, wall_time_s`` plus any further column eval.csv has. ``method`` is the
-  directory label; ``base_method`` and ``variant`` are its two parts (`split_label`).
+  ``figure, task, method, seed, setting, metric, dataset, value, base_method, variant, env_step,
+  success, return, episodes, wall_time_s`` plus any further column eval.csv has. ``dataset`` is
+  config.json's ``dataset.name`` ("" when absent): the figures say when it is an embedded one.
+  ``method`` is the directory label; ``base_method`` and ``variant`` are its two parts
+  (`split_label`).
   ``metric`` is ``protocol.metric`` from the run's config.json (``success_rate`` when absent)
   and ``value`` is the column that metric names (see `metric_column`), so plotting code reads
   ``value`` whatever the metric is.
@@ -28,7 +30,7 @@ analysis/SCHEMA.md.
   a run that stopped as one that failed.
 
 The directory names are the source of truth for figure/task/method/variant/seed; config.json is
-read for ``setting`` and ``protocol.metric`` and is cross-checked against the path.
+read for ``setting``, ``protocol.metric`` and ``dataset.name`` and is cross-checked against the path.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ REQUIRED_EVAL_COLUMNS = ("env_step", "success")
 EXPECTED_EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "wall_time_s")
 DEFAULT_METRIC = "success_rate"
 KEY_COLUMNS = ("figure", "task", "method", "seed")
-ID_COLUMNS = KEY_COLUMNS + ("setting", "metric")
+ID_COLUMNS = KEY_COLUMNS + ("setting", "metric", "dataset")
 LABEL_COLUMNS = ("base_method", "variant")
 
 _SEED_DIR = re.compile(r"^seed_(-?\d+)$")
@@ -270,8 +272,10 @@ def load_runs(results_dir) -> LoadedRuns:
         metric = str(protocol.get("metric") or DEFAULT_METRIC)
         col = metric_column(metric, df.columns)
         base_method, variant = split_label(run.method)
+        dataset = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
         ids = {"figure": run.figure, "task": run.task, "method": run.method, "seed": run.seed,
                "setting": str(cfg.get("setting", "")), "metric": metric,
+               "dataset": str(dataset.get("name") or ""),
                "base_method": base_method, "variant": variant}
         df = df.assign(**ids, value=pd.to_numeric(df[col], errors="coerce").astype(float))
         bad = ~np.isfinite(df["value"])

@@ -21,8 +21,9 @@ METHOD_COLORS: dict[str, str] = {
     "expo": EXPO_COLOR,
     "expo_no_edit": "#ff7f0e",
     "expo_no_otf_backup": "#9467bd",
-    "expo_entropy": "#8c1b13",
-    "expo_entropy_backup": "#8c1b13",
+    # Not a darker EXPO red: Fig. 7 draws the two side by side, they must not read as one method.
+    "expo_entropy": "#b8860b",
+    "expo_entropy_backup": "#b8860b",
     "rlpd": "#1f77b4",
     "idql": "#2ca02c",
     "dipo": "#8c564b",
@@ -52,6 +53,23 @@ METHOD_NAMES = {
 # Sweep variants: "<name><number>", e.g. N16, beta0.05, demos50.
 SWEEP_NAMES = {"N": "N", "beta": "\N{GREEK SMALL LETTER BETA}", "demos": "demos"}
 _VARIANT = re.compile(r"^([A-Za-z_]+?)(-?\d+(?:\.\d*)?(?:[eE]-?\d+)?)$")
+
+# Panel titles: benchmark and task in words, instead of the protocol's task ids.
+TASK_NAMES = {
+    "antmaze-medium-play-v2": "AntMaze medium-play",
+    "antmaze-medium-diverse-v2": "AntMaze medium-diverse",
+    "antmaze-large-play-v2": "AntMaze large-play",
+    "antmaze-large-diverse-v2": "AntMaze large-diverse",
+    "pen-binary-v0": "Adroit pen (binary)",
+    "door-binary-v0": "Adroit door (binary)",
+    "relocate-binary-v0": "Adroit relocate (binary)",
+    "lift": "Robomimic Lift",
+    "can": "Robomimic Can",
+    "square": "Robomimic Square",
+    "threading": "MimicGen Threading",
+    "stack": "MimicGen Stack",
+    "stack_robosuite": "robosuite Stack (stand-in for MimicGen Stack)",
+}
 
 METRIC_LABELS = {
     "success_rate": "Success rate",
@@ -86,6 +104,23 @@ def task_sort_key(task: str):
 
     order = list(TASKS)
     return (0, order.index(task), task) if task in order else (1, 0, task)
+
+
+def task_name(task: str) -> str:
+    """Readable panel title of a task ("square" -> "Robomimic Square"); unknown ids unchanged."""
+    return TASK_NAMES.get(task, task)
+
+
+def natural_sort_key(text: str):
+    """Numbers inside names compare as numbers: fig3 < fig10 (as text, "fig10" < "fig3")."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", text) if part]
+
+
+def folder_title(folder: str) -> str:
+    """"fig3" -> "Fig. 3"; any other results folder keeps its name."""
+    m = re.fullmatch(r"fig(\d+)", folder)
+    return f"Fig. {m.group(1)}" if m else folder
 
 
 def label_sort_key(label: str):

@@ -22,7 +22,7 @@ Suite adaptations (also in get_config()["deviations"]):
   (hidden (256, 256, 256), backup_entropy False), which are also the choices EXPO's code (an RLPD
   fork) uses for robomimic. The code default backup_entropy=True stays available as an override.
 - The two settings: online = RLPD as published (50/50 symmetric batches). offline_to_online: RLPD
-  does not pretrain (PAPER.md), METHODS sets pretrain_steps 0, so it runs exactly as online with the
+  does not pretrain (the paper, Fig. 4), METHODS sets pretrain_steps 0, so it runs exactly as online with the
   offline data in the second buffer. pretrain_update exists for the module contract: it runs the
   same SAC step (one critic, actor and temperature step) on each of k offline minibatches.
 """

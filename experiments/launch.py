@@ -11,6 +11,8 @@ Launcher keys:
     figure, seeds, tasks, methods   which runs (a run key task=X / method=X selects the same way)
     workers   runs at once on this machine (cluster=local; default: the number of cores)
     dry_run   list the runs and what is finished, run nothing
+    step_costs  a TOML file of per-step costs measured on your machines (format: experiments/cost.py)
+              for the hours estimate; default: the costs measured on this repository's 2-core CPU
     wait      cluster=slurm: stay and follow the array with a progress bar (default: submit, exit)
 Cluster keys (defaults < the per-user profile < key=value; experiments/cluster.py):
     cluster=local|slurm, partition, gpus, cpus, mem_gb, time_min, array_parallelism, account, qos,
@@ -60,6 +62,7 @@ LAUNCHER_KEYS = {
     "methods": "comma-separated methods",
     "workers": "runs at once on this machine (default: number of cores)",
     "dry_run": "print the grid and what is finished, run nothing",
+    "step_costs": "TOML file of per-step costs measured on your machines, for the hours estimate",
     "wait": "cluster=slurm: follow the submitted array until every run ended",
 }
 COMMANDS = {"status": "print done / running / pending / failed / missing for every run"}
@@ -289,6 +292,12 @@ def main(argv: list[str]) -> None:
         settings = cluster.resolve(cluster_keys)
     except cluster.ClusterError as e:
         fail(str(e))
+    try:
+        costs = (cost.load_step_costs(str(launcher["step_costs"])) if "step_costs" in launcher
+                 else cost.BUILT_IN)
+        cost.check_covers([cfg for cfg, _ in calls], costs)
+    except cost.CostError as e:
+        fail(str(e))
 
     states = {s.run_dir: s.state for s in status_lib.collect(calls, is_finished)}
     skip = ("done", "running", "pending") + (() if calls and calls[0][0]["retry_diverged"]
@@ -297,7 +306,7 @@ def main(argv: list[str]) -> None:
     diverged = sum(states[d] == "diverged" for _, d in calls) if "diverged" in skip else 0
     live = sum(states[d] in ("running", "pending") for _, d in calls)
     # Longest runs first, so the short ones fill the gaps at the end.
-    todo.sort(key=lambda c: -cost.run_seconds(c[0]))
+    todo.sort(key=lambda c: -cost.run_seconds(c[0], costs))
     processes = len(executors.group_seeds(todo))
     print(f"figure={figure}: {len(runs)} runs, {len(runs) - len(todo) - live - diverged} finished, "
           + (f"{live} already queued or running, " if live else "")
@@ -310,8 +319,8 @@ def main(argv: list[str]) -> None:
         for cfg, run_dir in calls:
             state = "todo" if run_dir in todo_dirs else states[run_dir]
             print(f"  [{state}] {run_dir}  steps={cfg['steps']} pretrain={cfg['pretrain_steps']} "
-                  f"~{cost.format_hours(cost.run_seconds(cfg))}")
-        print(cost.describe([cfg for cfg, _ in todo]))
+                  f"~{cost.format_hours(cost.run_seconds(cfg, costs))}")
+        print(cost.describe([cfg for cfg, _ in todo], costs))
         return
     if not todo:
         return

@@ -1,7 +1,7 @@
 """Offline dataset, online replay buffer and the symmetric offline/online minibatch sampler.
 
 RLPD's symmetric sampling, as EXPO uses it: every minibatch is exactly half offline transitions and
-half online transitions (PAPER.md, "Settings"). Sampling is uniform with replacement inside each
+half online transitions (the paper's settings, Figs. 3-4). Sampling is uniform with replacement inside each
 half and is driven by a numpy Generator derived from the run seed, so runs are reproducible.
 `sample_online` draws from the online buffer alone (Fig. 8: no offline data kept after pretraining).
 """

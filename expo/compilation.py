@@ -42,11 +42,14 @@ def cache_dir() -> Path | None:
 def enable_persistent_cache() -> Path | None:
     """Point jax's persistent compilation cache at cache_dir(). jax decides whether to use the
     cache at its first compilation in the process, so call this before anything is compiled (the
-    training entry points do). Returns the folder, or None when switched off."""
+    training entry points do). Returns the folder, or None when switched off.
+
+    Nothing is created here: jax makes the folder itself at the process's first compilation (its
+    LRUCache, jax 0.10), which in a run comes after the dataset is loaded and checked. So a run that
+    stops on a bad dataset leaves nothing behind, not even an empty cache folder."""
     path = cache_dir()
     if path is None:
         return None
-    path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

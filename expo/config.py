@@ -109,7 +109,7 @@ METHODS: dict[str, dict[str, Any]] = {
         "overrides": {"agent.N": 1, "agent.n_edit": 0, "steps": 0,
                       "setting": "offline_to_online"},
     },
-    # Baselines (one file each under baselines/). RLPD never pretrains (PAPER.md, Settings).
+    # Baselines (one file each under baselines/). RLPD never pretrains (the paper, Fig. 4).
     "rlpd": {"agent": "baselines.rlpd", "overrides": {"pretrain_steps": 0}},
     # IDQL's fine-tuning acts with the pretrained policy from online step 1 and runs the critic
     # updates only while i > online_start_training = 5000 (launcher/examples/

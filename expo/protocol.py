@@ -1,8 +1,8 @@
 """The per-task protocol: ONE table of facts that every other module reads.
 
 Reward transform, mask rule, horizon, evaluation schedule, metric, dataset, edit scale beta and
-pretraining steps live here and nowhere else. Sources: PAPER.md (Table 1, Table 2, evaluation
-protocol) and the authors' code as described in IMPLEMENTATIONS.md. Where the suite deliberately
+pretraining steps live here and nowhere else. Sources: the paper (Table 1, Table 2, its evaluation
+protocol) and the authors' public code (EXPO at commit bbd5713). Where the suite deliberately
 differs from the authors' code the entry says so in `deviations`, and that text is saved into every
 run's config. `python -m expo.protocol` renders this table into docs/PROTOCOL.md (a test keeps the
 two identical, so the docs never drift from the code).

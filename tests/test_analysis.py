@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from analysis.curves import (aggregate, aggregate_seeds, common_steps, final_summary,
-                             running_average)
+                             paper_window, running_average)
 from analysis.completeness import NoGrid
 from analysis.figures import Options, main, make_figures, method_color
 from analysis.runs import load_runs, metric_column, split_label
@@ -81,25 +81,60 @@ def results(tmp_path):
 # ---------------------------------------------------------------- smoothing (hand-computed)
 
 def test_running_average_centered_window3():
-    # [0,3,6,9,12]: ends average the 2 points that exist.
-    out = running_average([0.0, 3.0, 6.0, 9.0, 12.0], window=3)
-    np.testing.assert_allclose(out, [1.5, 3.0, 6.0, 9.0, 10.5])
+    # interior points average their two neighbours; the end points have none on one side, so the
+    # window shrinks to the point itself (a one-sided window would pull the final value inwards)
+    out = running_average([0.0, 6.0, 0.0, 6.0, 0.6], window=3)
+    np.testing.assert_allclose(out, [0.0, 2.0, 4.0, 2.2, 0.6])
+    # a straight line stays straight, ends included
+    np.testing.assert_allclose(running_average([0.0, 3.0, 6.0, 9.0, 12.0], 3),
+                               [0.0, 3.0, 6.0, 9.0, 12.0])
 
 
 def test_running_average_centered_window5():
     out = running_average([1.0, 2.0, 4.0, 8.0, 16.0], window=5)
-    # i=0: (1+2+4)/3; i=1: (1+2+4+8)/4; i=2: 31/5; i=3: (2+4+8+16)/4; i=4: (4+8+16)/3
-    np.testing.assert_allclose(out, [7 / 3, 15 / 4, 31 / 5, 30 / 4, 28 / 3])
+    # i=0: 1; i=1: (1+2+4)/3 (half-width 1: one neighbour each side exists);
+    # i=2: 31/5; i=3: (4+8+16)/3; i=4: 16
+    np.testing.assert_allclose(out, [1.0, 7 / 3, 31 / 5, 28 / 3, 16.0])
 
 
-def test_running_average_trailing_and_identity():
-    np.testing.assert_allclose(running_average([0, 3, 6, 9], 3, mode="trailing"),
-                               [0.0, 1.5, 3.0, 6.0])
+def test_running_average_never_moves_the_end_points():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 1, size=9)
+    for window in (3, 5, 7, 21):
+        out = running_average(values, window)
+        assert (out[0], out[-1]) == (values[0], values[-1])
+
+
+def test_running_average_identity_and_bad_windows():
     np.testing.assert_allclose(running_average([0.1, 0.5, 0.2], 1), [0.1, 0.5, 0.2])
     assert running_average([], 3).shape == (0,)
     np.testing.assert_allclose(running_average([0.7], 5), [0.7])
-    with pytest.raises(ValueError):
-        running_average([1, 2], 3, mode="causal")
+    with pytest.raises(ValueError, match="odd window"):
+        running_average([1, 2, 3], 4)
+    with pytest.raises(ValueError, match="1-D"):
+        running_average([[1, 2]], 3)
+
+
+def test_paper_window_per_task():
+    # 5 evaluations on the tasks evaluated every 5k env steps, 3 on those every 10k
+    assert [paper_window(t) for t in ("antmaze-large-diverse-v2", "pen-binary-v0",
+                                      "relocate-binary-v0")] == [5, 5, 5]
+    assert [paper_window(t) for t in ("lift", "square", "threading", "stack")] == [3, 3, 3, 3]
+    assert paper_window("not_a_protocol_task") == 3
+    rows = []
+    for task in ("pen-binary-v0", "square"):
+        rows += [{"figure": "f", "task": task, "method": "expo", "seed": 0, "env_step": 10 * i,
+                  "value": v} for i, v in enumerate([0.0, 1.0, 0.0, 1.0, 0.0, 1.0])]
+    agg = aggregate(pd.DataFrame(rows)).set_index("task")
+    # pen, window 5: i=1 (0+1+0)/3, i=2 (0+1+0+1+0)/5, i=3 (1+0+1+0+1)/5, i=4 (1+0+1)/3
+    np.testing.assert_allclose(agg.loc["pen-binary-v0", "smoothed"],
+                               [0.0, 1 / 3, 2 / 5, 3 / 5, 2 / 3, 1.0])
+    # square, window 3
+    np.testing.assert_allclose(agg.loc["square", "smoothed"],
+                               [0.0, 1 / 3, 2 / 3, 1 / 3, 2 / 3, 1.0])
+    assert set(agg.loc["pen-binary-v0", "window"]) == {5} and set(agg.loc["square", "window"]) == {3}
+    # an explicit window applies to every task
+    assert set(aggregate(pd.DataFrame(rows), window=1)["window"]) == {1}
 
 
 def test_common_steps_is_intersection():
@@ -122,9 +157,13 @@ def test_aggregate_seeds_hand_values():
     assert agg["n_seeds"].tolist() == [3, 3]
 
     full = aggregate_seeds(df[df["seed"] < 2], window=3)
-    # means: [0.15, 0.45, 0.75]; centered window 3 -> [0.3, 0.45, 0.6]; band NOT smoothed.
+    # means: [0.15, 0.45, 0.75]; centred window 3 leaves the ends and the (linear) middle as they
+    # are; band NOT smoothed.
     np.testing.assert_allclose(full["mean"], [0.15, 0.45, 0.75])
-    np.testing.assert_allclose(full["smoothed"], [0.3, 0.45, 0.6])
+    np.testing.assert_allclose(full["smoothed"], [0.15, 0.45, 0.75])
+    bumpy = aggregate_seeds(pd.DataFrame({"seed": [0] * 4, "env_step": [0, 10, 20, 30],
+                                          "value": [0.2, 0.8, 0.2, 0.5]}), window=3)
+    np.testing.assert_allclose(bumpy["smoothed"], [0.2, 0.4, 0.5, 0.5])
     np.testing.assert_allclose(full["min"], [0.0, 0.3, 0.6])
     np.testing.assert_allclose(full["max"], [0.3, 0.6, 0.9])
 
@@ -226,7 +265,9 @@ def test_aggregate_on_loaded_tree(results):
     agg = aggregate(data, window=3)
     expo = agg[(agg["task"] == "square") & (agg["method"] == "expo")]
     np.testing.assert_allclose(expo["mean"], [0.1, 0.3, 0.5, 0.7, 0.9])
-    np.testing.assert_allclose(expo["smoothed"], [0.2, 0.3, 0.5, 0.7, 0.8])
+    # a straight line: the centred average leaves it as it is, first and last point included (the
+    # old one-sided end windows drew 0.2 and 0.8 here while the tables said 0.1 and 0.9)
+    np.testing.assert_allclose(expo["smoothed"], [0.1, 0.3, 0.5, 0.7, 0.9])
     np.testing.assert_allclose(expo["min"], EXPO[0])
     np.testing.assert_allclose(expo["max"], EXPO[2])
     rlpd = agg[(agg["task"] == "square") & (agg["method"] == "rlpd")]
@@ -248,6 +289,19 @@ def test_empty_results_dir(tmp_path, capsys):
     assert main(["--results", str(tmp_path / "nope"), "--out", str(tmp_path / "figs")]) == 0
 
 
+def test_smooth_flag_takes_paper_or_an_odd_window(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    for value in ("paper", "1", "5"):
+        assert main(["--results", str(tmp_path / "results"), "--smooth", value]) == 0
+    for value, message in (("4", "odd window"), ("0", "must be >= 1"), ("x", "'paper' or an odd")):
+        with pytest.raises(SystemExit):
+            main(["--results", str(tmp_path / "results"), "--smooth", value])
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--smooth" in err and message in err
+    with pytest.raises(ValueError, match="odd window"):
+        Options(smooth=2)
+
+
 def test_cli_module_entry_point_empty(tmp_path):
     (tmp_path / "results").mkdir()
     proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--results", "results",
@@ -261,9 +315,21 @@ def test_cli_module_entry_point_empty(tmp_path):
 def test_colours_fixed_and_distinct():
     assert method_color("expo") == method_color("EXPO") == "#d62728"
     assert method_color("some_new_method") == method_color("some_new_method")
-    known = ["expo", "expo_no_edit", "expo_no_otf_backup", "rlpd", "idql", "dipo", "qsm",
-             "calql", "dac", "bc"]
+    known = ["expo", "expo_no_edit", "expo_no_otf_backup", "expo_entropy_backup", "rlpd", "idql",
+             "dipo", "qsm", "calql", "dac", "bc"]
     assert len({method_color(m) for m in known}) == len(known)
+
+
+def test_fig7_methods_have_clearly_different_hues():
+    """EXPO and EXPO + entropy backup are drawn side by side in Fig. 7: not two shades of red."""
+    import colorsys
+
+    from matplotlib.colors import to_rgb
+
+    expo, entropy = (colorsys.rgb_to_hsv(*to_rgb(method_color(m)))[0] * 360
+                     for m in ("expo", "expo_entropy_backup"))
+    gap = abs(expo - entropy)
+    assert min(gap, 360 - gap) >= 30, (expo, entropy)       # the old dark red was 4 degrees off
 
 
 # ---------------------------------------------------------------- sweep labels (method-variant)

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.completeness import NoGrid, folder_status, grid_runs
 from analysis.curves import running_average
-from analysis.figures import Options, make_figures
+from analysis.figures import Options, iqm_panel_layout, make_figures
 from analysis.runs import load_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ HEADER = "env_step,success,return,episodes,episode_length,wall_time_s"
 STEPS = [0, 10_000, 20_000, 30_000, 40_000]
 
 
-def write_run(root: Path, figure, task, label, seed, rows, setting="online"):
+def write_run(root: Path, figure, task, label, seed, rows, setting="online", dataset=None):
     """One run directory as the training loop writes it: eval.csv, config.json, status.json."""
     method, _, variant = label.partition("-")
     d = root / figure / task / label / f"seed_{seed}"
@@ -32,7 +32,8 @@ def write_run(root: Path, figure, task, label, seed, rows, setting="online"):
     (d / "eval.csv").write_text("\n".join(lines) + "\n")
     (d / "config.json").write_text(json.dumps({
         "task": task, "method": method, "variant": variant, "seed": seed, "figure": figure,
-        "setting": setting, "protocol": {"metric": "success_rate"}}))
+        "setting": setting, "protocol": {"metric": "success_rate"},
+        **({"dataset": {"name": dataset, "num_demos": 10, "seed": seed}} if dataset else {})}))
     (d / "status.json").write_text(json.dumps({"finished": True, "env_steps": rows[-1][0]}))
 
 
@@ -90,7 +91,7 @@ def fake_grid(figure):
 def made(results, tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
     outputs = make_figures(results, out, stream=open(os.devnull, "w"), expected_runs=fake_grid,
-                           options=Options(smooth=3, bootstrap_reps=300, env_pictures="never"))
+                           options=Options(bootstrap_reps=300, env_pictures="never"))
     return out, outputs
 
 
@@ -114,7 +115,8 @@ def test_every_expected_file(made):
     for folder in FIGURES[1:]:
         assert (out / f"{folder}_summary.csv").is_file()
     for name in ("aggregate_iqm.csv", "aggregate_iqm.png", "aggregate_iqm.pdf",
-                 "sample_efficiency.csv", "sample_efficiency_summary.csv", "REPORT.md"):
+                 "sample_efficiency.csv", "sample_efficiency_summary.csv", "REPORT.md",
+                 "fig7_demos.png", "fig7_demos.pdf", "fig7_demos_data.csv"):
         assert (out / name).is_file(), name
     assert sorted(outputs.figures) == sorted(FIGURES)
     assert not list(out.glob(".*tmp*"))                   # atomic writes leave no temporaries
@@ -124,14 +126,19 @@ def test_learning_curve_data_matches_the_csvs(made, results):
     out, _ = made
     data = pd.read_csv(out / "fig3_data.csv")
     assert set(data["panel"]) == {"lift", "can"}
+    summary = pd.read_csv(out / "fig3_summary.csv").set_index(["task", "method"])
     for (task, label), g in data.groupby(["panel", "series"]):
         g = g.sort_values("x")
         mean, lo, hi, n = last_rows_mean(results, "fig3", task, label)
         assert g["x"].tolist() == STEPS
         assert g["mean"].iloc[-1] == pytest.approx(mean)      # plotted final mean = CSV rows
+        # smoothing does not move the final point: the line ends at the final score of the table
+        assert g["line"].iloc[-1] == g["mean"].iloc[-1]
+        assert g["line"].iloc[-1] == pytest.approx(summary.loc[(task, label), "final_mean"])
         assert (g["band_min"].iloc[-1], g["band_max"].iloc[-1]) == pytest.approx((lo, hi))
         assert set(g["n_seeds"]) == {n}
-        # the line is the centered window-3 running average of the mean; the band is not smoothed
+        # the line is the centred running average of the mean over the paper's window for
+        # Robomimic (3); the band is not smoothed
         np.testing.assert_allclose(g["line"], running_average(g["mean"].to_numpy(), 3))
     assert set(data.loc[(data["panel"] == "can") & (data["series"] == "idql"), "n_seeds"]) == {2}
 
@@ -149,9 +156,29 @@ def test_ablation_and_sweep_curves_match_the_csvs(made, results, figure):
         assert set(g["n_seeds"]) == {n}
 
 
-def test_fig7_final_against_demos(made, results):
+def test_fig7_is_the_papers_fine_tuned_against_imitation(made, results):
+    """Fig. 7 as the paper draws it: x = the imitation policy's success on a subsample (bc-demos<k>),
+    y = the success after online RL on the same subsample, EXPO and EXPO + entropy backup."""
     out, _ = made
     data = pd.read_csv(out / "fig7_data.csv")
+    assert set(data["series"]) == {"expo", "expo_entropy_backup"}      # bc is the x axis
+    assert set(data["panel"]) == {"square"}
+    for row in data.itertuples(index=False):
+        k = int(row.point.removesuffix(" demos"))
+        bc_mean, _, _, _ = last_rows_mean(results, "fig7", "square", f"bc-demos{k}")
+        mean, lo, hi, n = last_rows_mean(results, "fig7", "square", f"{row.series}-demos{k}")
+        assert row.x == pytest.approx(bc_mean)
+        assert row.mean == pytest.approx(mean) and row.line == pytest.approx(mean)
+        assert (row.band_min, row.band_max) == pytest.approx((lo, hi))
+        assert row.n_seeds == n
+    # bc-demos10 seeds 0, 1: 10 / 400 + 0.05 * seed -> x = 0.05; expo-demos10 ends at .3, .4
+    expo10 = data[(data["series"] == "expo") & (data["point"] == "10 demos")].iloc[0]
+    assert (expo10["x"], expo10["mean"]) == pytest.approx((0.05, 0.35 / 2))
+
+
+def test_fig7_demos_keeps_final_against_number_of_demos(made, results):
+    out, _ = made
+    data = pd.read_csv(out / "fig7_demos_data.csv")
     assert set(data["series"]) == {"expo", "expo_entropy_backup", "bc"}
     for (base, k), row in data.set_index(["series", "x"]).iterrows():
         mean, lo, hi, n = last_rows_mean(results, "fig7", "square", f"{base}-demos{int(k)}")
@@ -185,11 +212,21 @@ def test_stats_outputs(made):
     # reaches it at 30k -> ratio 40k / 30k
     r = se[(se["figure"] == "fig3") & (se["task"] == "lift") & (se["baseline"] == "rlpd")].iloc[0]
     assert r["baseline_final"] == pytest.approx(0.5) and r["expo_steps_to_reach"] == 30_000
-    assert r["ratio"] == pytest.approx(4 / 3)
+    assert r["ratio"] == pytest.approx(4 / 3) and r["window"] == 3
+    summary = pd.read_csv(out / "sample_efficiency_summary.csv")
+    everything = summary[(summary["figure"] == "fig3") & (summary["baseline"] == "all")].iloc[0]
+    assert everything["headline"].endswith("over 4 task-baseline pairs; EXPO lost 0 of 4")
     iqm = pd.read_csv(out / "aggregate_iqm.csv")
     fig3 = iqm[iqm["figure"] == "fig3"].set_index("method")
     assert fig3.loc["idql", "n_runs"] == 5 and fig3.loc["expo", "n_runs"] == 6
     assert (fig3["iqm_low"] <= fig3["iqm"]).all() and (fig3["iqm"] <= fig3["iqm_high"]).all()
+    # idql's can seed 2 is missing: finals lift .2 .3 .4, can .2 .3. rliable's aggregate_mean is
+    # the mean of the task means (.3 + .25) / 2 = .275 (pooling the 5 runs would say .28); the
+    # IQM counts lift's runs twice and can's three times (12 entries, 3 cut from each end):
+    # mean(.2, .2, .3, .3, .3, .3) = 1.6 / 6
+    assert fig3.loc["idql", "mean"] == pytest.approx(0.275)
+    assert fig3.loc["idql", "iqm"] == pytest.approx(1.6 / 6)
+    assert fig3.loc["idql", "runs_per_task"] == "2-3" and fig3.loc["expo", "runs_per_task"] == "3"
 
 
 def test_report_lists_counts_and_missing_runs(made):
@@ -203,8 +240,12 @@ def test_report_lists_counts_and_missing_runs(made):
     assert "max seeds present (3 per task and method)" in report   # fig4 has no grid here
     assert "## Fig. 11: the environments" in report and "Not rendered: --env-pictures never" in report
     assert "## Tables 1-2" in report
+    assert "Tables 1-2 come from the code's configs, not from results/" in report
     assert "Sample-efficiency ratio" in report and "ratio = baseline env steps / EXPO env steps" \
         in report
+    assert "- EXPO vs all baselines: median 1.67, mean 1.67 over 4 task-baseline pairs; EXPO lost " \
+        "0 of 4" in report
+    assert "(fig7_demos.png)" in report
 
 
 def test_tables_are_included_when_present(tmp_path):
@@ -221,6 +262,31 @@ def test_tables_are_included_when_present(tmp_path):
     assert "Not drawn: no runs under results/fig1, fig3 or fig4." in report
     for absent in FIGURES[1:]:
         assert f"Not drawn: no runs under results/{absent}/" in report
+
+
+def test_an_embedded_dataset_is_named_on_the_figure_and_in_the_report(tmp_path):
+    results = tmp_path / "results"
+    for seed in range(2):
+        write_run(results, "demo", "lift", "expo", seed, rising(0.5, seed), dataset="lift_scripted")
+    write_run(results, "demo", "square", "expo", 0, rising(0.5, 0), dataset="robomimic_square_ph")
+    out = tmp_path / "figs"
+    make_figures(results, out, stream=open(os.devnull, "w"), expected_runs=fake_grid,
+                 options=Options(bootstrap_reps=50, env_pictures="never"))
+    report = (out / "REPORT.md").read_text()
+    assert ("Note: Robomimic Lift (lift): the runs use the embedded scripted dataset `lift_scripted` "
+            "(50 demos of a noisy scripted expert") in report
+    assert "square): the runs use" not in report               # the paper's data: no note
+    from analysis.figures import learning_curve_panels
+    panels = learning_curve_panels(load_runs(results).data, Options())
+    assert [p.title for p in panels] == [
+        "Robomimic Lift\nembedded scripted dataset (lift_scripted)", "Robomimic Square"]
+    assert [p.key for p in panels] == ["lift", "square"]
+
+
+def test_iqm_panels_in_numeric_order_and_rows():
+    assert iqm_panel_layout(["fig10", "fig3", "fig4", "fig5", "demo"]) == (
+        ["demo", "fig3", "fig4", "fig5", "fig10"], 2, 3)
+    assert iqm_panel_layout(["fig9", "fig10"]) == (["fig9", "fig10"], 1, 2)
 
 
 def test_completeness_fallback_and_unusable(tmp_path):

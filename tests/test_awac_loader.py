@@ -161,7 +161,7 @@ def test_reward_transform_comes_from_the_spec(root):
 
 def test_num_demos_is_refused(root):
     write_default(root)
-    with pytest.raises(ValueError, match="num_demos must be None"):
+    with pytest.raises(DatasetError, match=r"dataset.num_demos=5 was asked for.*fix: leave dataset.num_demos unset"):
         load_task_dataset(SPEC, num_demos=5)
 
 
@@ -239,7 +239,7 @@ def test_malformed_files_raise_one_line_dataset_error(root, which, mutate, messa
     assert "\n" not in text
     assert text.startswith(f"{paths[which]}: ")
     assert message in text
-    assert text.endswith("; fix: " + get_dataset(ENTRY_KEY).fix_hint())
+    assert text.endswith("; fix: " + get_dataset(ENTRY_KEY).replace_hint())  # present: `fetch --force`
 
 
 @pytest.mark.parametrize("problem", ["missing", "garbage", "numeric_array", "empty"])
@@ -261,4 +261,6 @@ def test_unreadable_files_raise_dataset_error(root, problem):
         load_task_dataset(SPEC)
     text = str(err.value)
     assert text.startswith(f"{bc_path}: ") and expected in text
-    assert "fix: `python -m expo.data fetch awac_pen_binary`" in text
+    # a missing file is fetched; one that is there has to be replaced (plain fetch skips it)
+    force = "" if problem == "missing" else " --force"
+    assert f"fix: `python -m expo.data fetch awac_pen_binary{force}`" in text

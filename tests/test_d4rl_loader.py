@@ -102,14 +102,16 @@ def test_malformed_files_raise_one_line_errors(data_root, kwargs, message):
         load_task_dataset(SPEC)
     text = str(e.value)
     assert "\n" not in text and message in text
-    assert text.startswith(str(ENTRY.path())) and f"fix: {ENTRY.fix_hint()}" in text
+    # The file is present, so the fix must replace it: plain `fetch` would skip it.
+    assert text.startswith(str(ENTRY.path())) and text.endswith(f"fix: {ENTRY.replace_hint()}")
+    assert f"fetch {ENTRY.key} --force" in text
 
 
 def test_missing_and_unreadable_files(data_root):
     with pytest.raises(DatasetError, match="file not found.*python -m expo.data fetch"):
         load_task_dataset(SPEC)
     ENTRY.path().write_bytes(b"not hdf5")
-    with pytest.raises(DatasetError, match="not a readable HDF5 file"):
+    with pytest.raises(DatasetError, match="not a readable HDF5 file.*fetch d4rl_antmaze_medium_play_v2 --force"):
         load_task_dataset(SPEC)
 
 

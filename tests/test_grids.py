@@ -10,7 +10,7 @@ from expo.logger import run_dir_for, run_label
 
 PAPER_FIGURES = ["fig1", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"]
 
-# (runs, tasks, arms, seeds) per figure, from PAPER.md and each module's documented choices.
+# (runs, tasks, arms, seeds) per figure, from the paper's Figs. 3-10 and each module's documented choices.
 PAPER_COUNTS = {
     "fig3": (180, 12, 5, 3), "fig4": (180, 12, 5, 3), "fig5": (12, 2, 2, 3), "fig6": (12, 2, 2, 3),
     "fig7": (45, 1, 15, 3), "fig8": (12, 2, 2, 3), "fig9": (30, 2, 5, 3), "fig10": (24, 2, 4, 3),
@@ -216,7 +216,7 @@ def test_run_seconds_on_a_hand_computed_case():
     u, a = ref["update_s"], ref["act_s"]
     expected = 91 * u + 90 * a + 100 / 179 + 50 * u / 20 + 40 * (a + 1 / 179)
     assert cost.run_seconds(_cost_cfg()) == pytest.approx(expected, rel=1e-6)
-    assert cost.estimate_gpu_hours([_cost_cfg(), _cost_cfg()]) == pytest.approx(2 * expected / 3600, rel=1e-6)
+    assert cost.estimate_hours([_cost_cfg(), _cost_cfg()]) == pytest.approx(2 * expected / 3600, rel=1e-6)
 
 
 def test_cost_scales_expo_with_n_and_utd_but_not_the_baselines():
@@ -255,12 +255,13 @@ def test_cost_charges_the_warm_start_rollouts():
 
 def test_cost_of_real_grids_is_finite_and_says_what_it_rests_on(paper_runs):
     for name in PAPER_FIGURES:
-        assert 0 < cost.estimate_gpu_hours(paper_runs[name]) < float("inf")
+        assert 0 < cost.estimate_hours(paper_runs[name]) < float("inf")
     line = cost.describe(paper_runs["fig4"])
-    assert "GPU-hours for 180 runs" in line and "upper bound" in line
+    assert "hours on the 2-core x86-64 CPU of README 'Measured' (no GPU) for 180 runs" in line
+    assert "not GPU-hours" in line
     assert line.endswith("charged EXPO's per-step cost (not measured): calql, dac, idql")
-    mini = cost.estimate_gpu_hours(expand("fig4", scale="mini"))
-    assert mini < cost.estimate_gpu_hours(paper_runs["fig4"]) / 100
+    mini = cost.estimate_hours(expand("fig4", scale="mini"))
+    assert mini < cost.estimate_hours(paper_runs["fig4"]) / 100
     with pytest.raises(ValueError, match="no measured simulator speed"):
         cost.env_seconds_per_step("nope")
     assert cost.run_seconds(build_config({"task": "threading", "method": "bc"})) > 0  # proxy simulator

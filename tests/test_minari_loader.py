@@ -9,7 +9,7 @@ import pytest
 minari = pytest.importorskip("minari")
 
 from expo.data import load_entry, load_task_dataset, registry  # noqa: E402
-from expo.data.errors import DatasetError  # noqa: E402
+from expo.data.errors import DatasetError, DatasetMissing  # noqa: E402
 from expo.envs import antmaze  # noqa: E402
 from expo.protocol import get_task  # noqa: E402
 
@@ -101,8 +101,10 @@ def test_errors_are_one_line(recorded, monkeypatch, tmp_path):
         load_entry(entry(), get_task("antmaze-large-play-v2"))
     assert "\n" not in str(e.value) and "minari download" in str(e.value)
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
-    with pytest.raises(DatasetError, match="cannot load it"):
+    # Not downloaded: the fix downloads it (no --force needed), and looking creates no store folder.
+    with pytest.raises(DatasetMissing, match=r"not downloaded; fix: `python -m expo.data fetch minari_antmaze_medium_play`"):
         load_entry(entry(), SPEC)
+    assert not (tmp_path / "empty").exists()
 
 
 def test_frame_detection():

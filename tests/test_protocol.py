@@ -1,5 +1,6 @@
-"""The protocol table: the paper's 12 tasks with the facts of PAPER.md / IMPLEMENTATIONS.md, every
-dataset registered, every task buildable into a run config, and docs/PROTOCOL.md rendered from it."""
+"""The protocol table: the paper's 12 tasks with the facts of the paper (Tables 1-2, its evaluation
+protocol) and of the authors' code (EXPO at commit bbd5713), every dataset registered, every task
+buildable into a run config, and docs/PROTOCOL.md rendered from it."""
 import json
 
 import pytest
@@ -14,7 +15,7 @@ PAPER_TASKS = [
     "antmaze-large-diverse-v2", "pen-binary-v0", "door-binary-v0", "relocate-binary-v0",
     "lift", "can", "square", "threading", "stack",
 ]
-# (obs, act, horizon) per task: IMPLEMENTATIONS.md
+# (obs, act, horizon) per task: the environments the authors' code builds (EXPO at bbd5713)
 DIMS = {
     "antmaze-medium-play-v2": (29, 8, 1000), "antmaze-large-diverse-v2": (29, 8, 1000),
     "pen-binary-v0": (45, 24, 100), "door-binary-v0": (39, 28, 200), "relocate-binary-v0": (39, 30, 200),

@@ -5,6 +5,7 @@ import pytest
 
 from analysis import tables
 from expo.agents import expo as expo_agent
+from expo.nets import diffusion
 
 
 def row(df, key_column, key):
@@ -16,12 +17,20 @@ def row(df, key_column, key):
 def test_table1_reads_the_codes_values():
     t1 = tables.table1()
     assert list(t1.columns) == ["hyperparameter", "antmaze", "adroit", "robomimic", "mimicgen", "paper",
-                                tables.MATCH_COLUMN]
+                                tables.MATCH_COLUMN, tables.AUTHORS_CODE_COLUMN]
     n = row(t1, "hyperparameter", "action samples N")
     assert [n[d] for d in tables.DOMAINS] == ["8"] * 4 and n[tables.MATCH_COLUMN] == "yes"
     assert row(t1, "hyperparameter", "UTD ratio")["robomimic"] == "20"
     min_q = row(t1, "hyperparameter", "num min Q")
     assert (min_q["antmaze"], min_q["adroit"]) == ("1", "2")
+    # the paper's Table 1 says 2 for every domain; the 1 on antmaze is the authors' code, which the
+    # suite follows: the paper column stays the paper's, the code's departure has its own column
+    assert min_q["paper"] == "2" and min_q[tables.MATCH_COLUMN] == "DIFFERS: antmaze"
+    assert min_q[tables.AUTHORS_CODE_COLUMN].startswith("antmaze 1 (scripts/expo_antmaze/")
+    assert row(t1, "hyperparameter", "UTD ratio")[tables.AUTHORS_CODE_COLUMN] == ""
+    schedule = row(t1, "hyperparameter", "beta schedule")
+    assert [schedule[d] for d in tables.DOMAINS] == ["variance preserving"] * 4
+    assert (schedule["paper"], schedule[tables.MATCH_COLUMN]) == ("variance preserving", "yes")
     beta = row(t1, "hyperparameter", "beta offline-to-online")
     assert (beta["robomimic"], beta["adroit"], beta["mimicgen"]) == ("0.1", "0.7", "0.05")
     assert row(t1, "hyperparameter", "beta online")["robomimic"] == "0.05"
@@ -39,6 +48,17 @@ def test_table1_flags_a_code_value_that_leaves_the_paper(monkeypatch):
     n = row(tables.table1(), "hyperparameter", "action samples N")
     assert n["robomimic"] == "16" and n["paper"] == "8"
     assert n[tables.MATCH_COLUMN] == "DIFFERS: antmaze, adroit, robomimic, mimicgen"
+
+
+def test_table1_beta_schedule_is_read_from_the_agent(monkeypatch):
+    assert row(tables.table1(), "hyperparameter", "beta schedule")["robomimic"] == "variance preserving"
+    monkeypatch.setattr(expo_agent, "BETA_SCHEDULE", diffusion.cosine_schedule)  # another builder
+    schedule = row(tables.table1(), "hyperparameter", "beta schedule")
+    assert schedule["robomimic"] == "cosine"
+    assert schedule[tables.MATCH_COLUMN] == "DIFFERS: antmaze, adroit, robomimic, mimicgen"
+    monkeypatch.setattr(expo_agent, "BETA_SCHEDULE", lambda T: None)  # unknown: an error, not a guess
+    with pytest.raises(ValueError, match="does not name"):
+        tables.table1()
 
 
 def test_table1_flags_only_the_domains_that_differ(monkeypatch):
@@ -74,8 +94,10 @@ def test_main_writes_markdown_and_csv(tmp_path, capsys):
     assert tables.main(["--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["table1.csv", "table1.md", "table2.csv", "table2.md"]
     md = (out / "table1.md").read_text()
-    assert "| hyperparameter | antmaze | adroit | robomimic | mimicgen | paper | code = paper |" in md
-    assert "| UTD ratio | 20 | 20 | 20 | 20 | 20 | yes |" in md
+    assert ("| hyperparameter | antmaze | adroit | robomimic | mimicgen | paper | code = paper | "
+            "authors' code, where it differs from the paper |") in md
+    assert "| UTD ratio | 20 | 20 | 20 | 20 | 20 | yes |  |" in md
+    assert "| num min Q | 1 | 2 | 2 | 2 | 2 | DIFFERS: antmaze | antmaze 1 " in md
     csv = pd.read_csv(out / "table2.csv")
     assert len(csv) == 5 and int(row(csv, "task", "square")["demos per run"]) == 200
     assert "wrote" in capsys.readouterr().out

@@ -7,7 +7,7 @@ for `lift` is the embedded scripted data that demo / quickstart / baselines use 
 """
 from expo.protocol import PAPER_TASKS, TASKS
 
-SEEDS = 3  # PAPER.md: 3 seeds per curve
+SEEDS = 3  # the paper's evaluation protocol: 3 seeds per curve
 
 # The dataset the paper used where the protocol's default is a stand-in.
 TASK_OVERRIDES = {"lift": {"dataset.name": "robomimic_lift_ph"}}

@@ -2,7 +2,7 @@
 
 EXPO pretrains only its base policy by imitation for the protocol's pretraining steps (Table 1:
 Robomimic / MimicGen 200k, Antmaze 500k), except on Adroit, where the paper's EXPO does not pretrain
-(PAPER.md, Settings: narrow data), so the expo arm sets pretrain_steps=0 for the three Adroit tasks
+(the paper's offline-to-online setting: narrow data), so the expo arm sets pretrain_steps=0 for the three Adroit tasks
 (Table 1's Adroit 20k is the Fig. 6 pen run). IDQL, Cal-QL and DAC pretrain with their own offline
 objective for the protocol's steps; RLPD never pretrains (its method preset). beta is Table 1's
 offline-to-online value. Lift uses the paper's robomimic Lift PH file (see _paper.py).

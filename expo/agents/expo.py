@@ -177,6 +177,11 @@ class ExpoAgent(flax.struct.PyTreeNode):
     hp: Hyper = flax.struct.field(pytree_node=False)
 
 
+# The diffusion noise schedule of the base policy: variance preserving (the paper's Table 1; the
+# authors' EXPO builds vp_beta_schedule too). analysis/tables.py reports it from here.
+BETA_SCHEDULE = diffusion.vp_schedule
+
+
 def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
     validate_config(cfg)
     rng = jax.random.PRNGKey(seed)
@@ -219,7 +224,7 @@ def create(seed: int, obs_dim: int, action_dim: int, cfg: dict) -> ExpoAgent:
         backup_temperature=float(cfg["backup_temperature"]),
     )
     agent = ExpoAgent(rng=rng, actor=actor, actor_ema=actor_params, edit=edit, critic=critic,
-                      target_critic=critic_params, temp=temp, schedule=diffusion.vp_schedule(cfg["T"]),
+                      target_critic=critic_params, temp=temp, schedule=BETA_SCHEDULE(cfg["T"]),
                       hp=hp)
     # Strongly typed arrays everywhere (TrainState.step starts as a Python int): the leaves then
     # have exactly the types update() returns, so the training loop compiles update() once.

@@ -7,6 +7,12 @@ The registry entry's `format` names the loader module (FORMATS below); each such
   dones [N] (1 at an episode boundary), episode_starts [N] (bool).
 Embedded tasks (TaskSpec.embedded) get their file generated under the data root on first use
 (`expo.data.paths.data_root()`: $EXPO_DATA_ROOT or ~/.cache/expo-suite).
+A module may also define `file_facts(entry) -> dict`: counts of the raw files that its arrays do not
+show (e.g. D4RL rows before time-outs are dropped), which `python -m expo.data verify` compares with the
+registry's `expected`.
+
+Every unusable dataset raises DatasetError (DatasetMissing when it is not on disk) with a one-line
+message naming the file, the problem and the command that fixes it; `train` and `verify` print that line.
 """
 from __future__ import annotations
 
@@ -16,12 +22,13 @@ from typing import Optional
 
 import numpy as np
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.data.paths import data_root
 from expo.data.registry import DATASETS, EXPERTS, GeneratedDataset, get_dataset
 from expo.protocol import TaskSpec
 
-__all__ = ["DATASETS", "FORMATS", "DatasetError", "data_root", "ensure_generated", "load_entry", "load_task_dataset"]
+__all__ = ["DATASETS", "FORMATS", "DatasetError", "DatasetMissing", "data_root", "ensure_generated", "file_facts",
+           "load_entry", "load_task_dataset"]
 
 # registry format -> loader module (imported lazily: minari, for one, is optional)
 FORMATS = {
@@ -74,4 +81,41 @@ def load_entry(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] 
         ensure_generated(entry)
     if entry.format not in FORMATS:
         raise ValueError(f"dataset {entry.key!r} has unknown format {entry.format!r}; known: {', '.join(FORMATS)}")
-    return importlib.import_module(FORMATS[entry.format]).load_dataset(entry, spec, num_demos, seed)
+    module = importlib.import_module(FORMATS[entry.format])
+    try:
+        return module.load_dataset(entry, spec, num_demos, seed)
+    except (DatasetError, ImportError, MemoryError):  # the last two: this machine's problem, not the data's
+        raise
+    except Exception as e:  # noqa: BLE001
+        # The loaders turn every failure they foresee into a DatasetError; anything else is still a
+        # failure on this data, and a run (or verify) must say so in one line, not with a traceback.
+        raise DatasetError(
+            f"{_where(entry)}: the {entry.format} loader failed on this data ({type(e).__name__}: "
+            f"{' '.join(str(e).split())}); fix: {entry.replace_hint()} if the data are damaged; if they are "
+            f"not, this is a bug in {module.__name__.replace('.', '/')}.py") from e
+
+
+def _where(entry) -> str:
+    """The files of `entry` (a Minari dataset: its id), for an error message."""
+    paths = entry.paths()
+    if paths:
+        return ", ".join(map(str, paths))
+    ident = getattr(entry, "options", {}).get("dataset_id")
+    return f"dataset {entry.key!r}" + (f" ({ident})" if ident else "")
+
+
+def file_facts(entry) -> dict:
+    """Raw counts of `entry`'s files from its format module's file_facts (empty when it has none);
+    read after load_entry succeeded. Unreadable files raise DatasetError."""
+    import importlib
+
+    module = importlib.import_module(FORMATS[entry.format])
+    if not hasattr(module, "file_facts"):
+        return {}
+    try:
+        return module.file_facts(entry)
+    except DatasetError:
+        raise
+    except Exception as e:  # noqa: BLE001 - same reason as in load_entry
+        raise DatasetError(f"{_where(entry)}: cannot read its counts ({type(e).__name__}: {' '.join(str(e).split())}); "
+                           f"fix: {entry.replace_hint()}") from e

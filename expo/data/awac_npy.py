@@ -33,7 +33,7 @@ Composition (RLPD BinaryDataset, used unchanged by EXPO's expo/data/binary_datas
 Returned keys: observations, next_observations, actions, rewards, masks, dones (float32),
 episode_starts (bool), demo_ids (int32, the trajectory's index in its file), from_expert (bool).
 Any missing key, ragged length, wrong width or non-finite value raises DatasetError, one line:
-"<file>: <what is wrong>; fix: <entry.fix_hint()>".
+"<file>: <what is wrong>; fix: <entry.replace_hint()>" (a missing file: DatasetMissing, entry.fix_hint()).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from typing import Optional
 
 import numpy as np
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.protocol import TaskSpec
 
 TRAIN_SPLIT = 0.9         # RLPD: dataset_split = 0.9, for both files
@@ -59,24 +59,46 @@ def train_split_count(n: int) -> int:
 def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
     """The registry interface (expo/data/__init__.py): entry.files = (expert file, BC file), in that order."""
     del seed  # the split is the files' first 90%: nothing random
-    if num_demos is not None:
-        raise ValueError(
-            f"dataset {entry.key!r} (format awac_npy) always uses the first 90% of both files; "
-            f"num_demos must be None, got {num_demos}"
-        )
     paths = entry.paths()
+    if num_demos is not None:  # a run's setting, not the files' fault: a DatasetError, so `train` says it in one line
+        raise DatasetError(
+            f"{paths[0] if paths else entry.key}: dataset.num_demos={num_demos} was asked for, but dataset "
+            f"{entry.key!r} always uses the first 90% of both AWAC files (no demo subsets); fix: leave "
+            f"dataset.num_demos unset (none)"
+        )
     if len(paths) != 2:
         raise DatasetError(
-            f"dataset {entry.key!r} must register 2 files (expert, BC), has {len(paths)}; fix: {entry.fix_hint()}"
+            f"dataset {entry.key!r} must register 2 files (expert, BC), has {len(paths)}; fix: expo/data/registry.py"
         )
-    return load_awac_binary(paths[0], paths[1], spec=spec, fix_hint=entry.fix_hint())
+    return load_awac_binary(paths[0], paths[1], spec=spec, fix_hint=entry.fix_hint(),
+                            replace_hint=entry.replace_hint())
+
+
+def file_facts(entry) -> dict:
+    """Counts of the raw files that expo/data/verify.py compares with entry.expected (the loader keeps
+    only the first 90% of the trajectories, so these are not visible in its arrays). Called after
+    load_dataset succeeded on the same files."""
+    expert = _read_file(entry.paths()[0], "expert", entry.fix_hint(), entry.replace_hint())
+    bc = _read_file(entry.paths()[1], "bc", entry.fix_hint(), entry.replace_hint())
+    lengths = sorted({len(t["actions"]) for t in expert})
+    return {
+        "expert_trajectories": len(expert),
+        # one number when every demo has the same length (rlkit's pen file: 199), else "min-max"
+        "expert_trajectory_length": lengths[0] if len(lengths) == 1 else f"{lengths[0]}-{lengths[-1]}",
+        "bc_trajectories": len(bc),
+    }
 
 
 def load_awac_binary(expert_path, bc_path, spec: Optional[TaskSpec] = None,
-                     fix_hint: str = "re-download the AWAC archive"):
-    """RLPD's Adroit binary dataset from the two AWAC files (module docstring); float32 arrays."""
-    expert = _read_file(Path(expert_path), "expert", fix_hint)
-    bc = _read_file(Path(bc_path), "bc", fix_hint)
+                     fix_hint: str = "re-download the AWAC archive", replace_hint: Optional[str] = None):
+    """RLPD's Adroit binary dataset from the two AWAC files (module docstring); float32 arrays.
+
+    fix_hint names the command for a missing file, replace_hint (default: fix_hint) the one for a
+    file that is present but unusable."""
+    replace_hint = fix_hint if replace_hint is None else replace_hint
+    expert = _read_file(Path(expert_path), "expert", fix_hint, replace_hint)
+    bc = _read_file(Path(bc_path), "bc", fix_hint, replace_hint)
+    fix_hint = replace_hint  # both files are there: every error below is about a present file
     parts = []  # (path, trajectories kept, from_expert)
     for path, trajs, is_expert in ((Path(expert_path), expert, True), (Path(bc_path), bc, False)):
         keep = train_split_count(len(trajs))
@@ -122,13 +144,14 @@ def _fail(path: Path, fix_hint: str, what: str) -> DatasetError:
     return DatasetError(" ".join(f"{path}: {what}; fix: {fix_hint}".splitlines()))
 
 
-def _read_file(path: Path, kind: str, fix_hint: str) -> list[dict]:
-    """Validated trajectories of one AWAC file: dicts of obs, next_obs [T, D], actions [T, A], rewards [T]."""
+def _read_file(path: Path, kind: str, fix_hint: str, replace_hint: Optional[str] = None) -> list[dict]:
+    """Validated trajectories of one AWAC file: dicts of obs, next_obs [T, D], actions [T, A], rewards [T].
+    A missing file names fix_hint, a present but unusable one replace_hint (default: fix_hint)."""
     def fail(what: str) -> DatasetError:
-        return _fail(path, fix_hint, what)
+        return _fail(path, fix_hint if replace_hint is None else replace_hint, what)
 
     if not path.is_file():
-        raise fail("file not found")
+        raise DatasetMissing(f"{path}: file not found; fix: {fix_hint}")
     try:
         data = np.load(path, allow_pickle=True)
     except Exception as e:  # a truncated download, an html error page, ... (np.load raises several types)
@@ -195,6 +218,8 @@ def _read_trajectory(traj, i: int, kind: str, fail) -> dict:
 def _stack_obs_dicts(steps, where: str, fail) -> np.ndarray:
     if isinstance(steps, np.ndarray) and steps.dtype != object:
         raise fail(f"{where} is a numeric array; the expert layout stores one dict per step with '{OBS_KEY}'")
+    if not isinstance(steps, (list, tuple, np.ndarray)):
+        raise fail(f"{where} is a {type(steps).__name__}; the expert layout stores a list of one dict per step")
     rows = []
     for t, step in enumerate(steps):
         if not isinstance(step, dict) or OBS_KEY not in step:

@@ -28,22 +28,28 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.protocol import TaskSpec
 
 ACTION_CLIP = 1.0 - 1e-5
 REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts")
 
 
-def load_d4rl_hdf5(path, spec: Optional[TaskSpec] = None, fix_hint: str = "re-download the D4RL file") -> dict:
-    """Transition arrays (see the module docstring) from one D4RL hdf5 file."""
+def load_d4rl_hdf5(path, spec: Optional[TaskSpec] = None, fix_hint: str = "re-download the D4RL file",
+                   replace_hint: Optional[str] = None) -> dict:
+    """Transition arrays (see the module docstring) from one D4RL hdf5 file.
+
+    fix_hint names the command for a missing file (DatasetMissing), replace_hint (default: fix_hint)
+    the one for a file that is present but unusable (DatasetError).
+    """
     path = Path(path)
+    replace_hint = fix_hint if replace_hint is None else replace_hint
 
     def fail(what: str) -> DatasetError:
-        return DatasetError(" ".join(f"{path}: {what}; fix: {fix_hint}".splitlines()))
+        return DatasetError(" ".join(f"{path}: {what}; fix: {replace_hint}".splitlines()))
 
     if not path.is_file():
-        raise fail("file not found")
+        raise DatasetMissing(f"{path}: file not found; fix: {fix_hint}")
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -52,9 +58,12 @@ def load_d4rl_hdf5(path, spec: Optional[TaskSpec] = None, fix_hint: str = "re-do
         missing = [k for k in REQUIRED if k not in f or not isinstance(f[k], h5py.Dataset)]
         if missing:
             raise fail(f"missing dataset(s) {', '.join(missing)} (has: {', '.join(sorted(f.keys()))})")
-        raw = {k: f[k][()] for k in REQUIRED}
-        if "next_observations" in f:
-            raw["next_observations"] = f["next_observations"][()]
+        try:  # a file whose header is intact can still have unreadable (e.g. cut off) data chunks
+            raw = {k: f[k][()] for k in REQUIRED}
+            if "next_observations" in f:
+                raw["next_observations"] = f["next_observations"][()]
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise fail(f"its data cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
 
     n = raw["observations"].shape[0] if raw["observations"].ndim else 0
     for key in ("rewards", "terminals", "timeouts"):  # D4RL accepts [N, 1] and squeezes it
@@ -114,9 +123,17 @@ def load_d4rl_hdf5(path, spec: Optional[TaskSpec] = None, fix_hint: str = "re-do
 def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
     """The registry interface (expo/data/__init__.py): one D4RL hdf5 file per entry, used whole."""
     if not entry.paths():
-        raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: {entry.fix_hint()}")
+        raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: add them to expo/data/registry.py")
     if num_demos is not None:
         raise DatasetError(
-            f"{entry.path()}: num_demos={num_demos} was asked for, but D4RL datasets are used whole "
-            f"(no demo subsets); fix: set num_demos to None for dataset {entry.key!r}")
-    return load_d4rl_hdf5(entry.path(), spec=spec, fix_hint=entry.fix_hint())
+            f"{entry.path()}: dataset.num_demos={num_demos} was asked for, but D4RL datasets are used whole "
+            f"(no demo subsets); fix: leave dataset.num_demos unset (none) for dataset {entry.key!r}")
+    return load_d4rl_hdf5(entry.path(), spec=spec, fix_hint=entry.fix_hint(), replace_hint=entry.replace_hint())
+
+
+def file_facts(entry) -> dict:
+    """What expo/data/verify.py compares with entry.expected besides the loaded arrays: the file's raw
+    row count (the loader drops the time-out rows and the last one, so its transitions are fewer).
+    Called after load_dataset succeeded on the same file."""
+    with h5py.File(entry.path(), "r") as f:
+        return {"rows": int(f["observations"].shape[0])}

@@ -472,7 +472,7 @@ def fetch_entry(entry, force: bool = False, progress: bool = True, retries: int 
                                    f"generated {summary['num_demos']} demos"))
         return True
     if entry.format == "minari":
-        return _fetch_minari(entry, log)
+        return _fetch_minari(entry, log, force=force)
     if not entry.files:
         log(f"{entry.key}: no download is registered for this dataset yet ({entry.description}); "
             f"add its files to expo/data/registry.py")
@@ -498,10 +498,11 @@ def minari_id(entry: ExternalDataset) -> Optional[str]:
     return entry.options.get("dataset_id") or entry.options.get("minari_id")
 
 
-def _fetch_minari(entry: ExternalDataset, log: Callable[[str], None]) -> bool:
-    """Minari datasets live in minari's own store; its client downloads them."""
+def _fetch_minari(entry: ExternalDataset, log: Callable[[str], None], force: bool = False) -> bool:
+    """Minari datasets live in minari's own store; its client downloads them. With `force` a dataset that
+    is there is downloaded again (minari skips a local copy otherwise, damaged or not)."""
     ident = minari_id(entry)
-    command = f"`minari download {ident or '<dataset id>'}`"
+    command = f"`minari download {ident or '<dataset id>'}{' --force' if force else ''}`"
     try:
         import minari
     except ImportError:
@@ -512,7 +513,7 @@ def _fetch_minari(entry: ExternalDataset, log: Callable[[str], None]) -> bool:
         return False
     log(f"{entry.key}: downloading Minari dataset {ident} (same as {command})")
     try:
-        minari.download_dataset(ident)
+        minari.download_dataset(ident, force_download=force)
     except Exception as e:  # minari's own errors (network, unknown id) are reported, not crashed on
         log(f"error: {entry.key}: minari could not download {ident} ({type(e).__name__}: {e}); run {command}")
         return False

@@ -18,15 +18,21 @@ reward = 1 within 0.5 (D4RL's radius; Minari's env used 0.45) of desired_goal at
 spec.transform_reward; a success is a terminal (mask 0) as in the env (terminate_on == "success");
 dones at terminals and at each episode's last step; actions clipped to +-(1 - 1e-5). num_demos must
 be None (whole dataset).
+
+Errors: a dataset that is not in Minari's store raises DatasetMissing (fix: download it); one that is
+there but cannot be read (a cut-off main_data.hdf5, a damaged metadata.json, episodes of another
+layout) raises DatasetError (fix: download it again, --force). Minari reads lazily, so episodes are
+read inside the same guard as load_dataset.
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.envs import antmaze
 from expo.protocol import TaskSpec
 
@@ -58,32 +64,57 @@ def frame_of(maze_map, maze: str) -> str:
     raise ValueError(f"maze_map {walls.shape} has neither D4RL's {maze} walls nor their row reversal")
 
 
+def dataset_dir(dataset_id: str) -> Path:
+    """Where Minari keeps `dataset_id` (minari.storage.get_dataset_path's rule, without its side effect
+    of creating the store's root folder: checking for a dataset must write nothing)."""
+    root = os.environ.get("MINARI_DATASETS_PATH")
+    return (Path(root) if root is not None else Path.home() / ".minari" / "datasets") / dataset_id
+
+
 def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int] = None, seed: int = 0):
     dataset_id = entry.options.get("dataset_id")
-    root = os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")
-    where = f"minari dataset {dataset_id!r} (MINARI_DATASETS_PATH={root})"
-    fix = f"`minari download {dataset_id}` (pip install minari); {entry.fix_hint()}"
+    where = f"minari dataset {dataset_id!r} ({dataset_dir(dataset_id or '')})"
 
-    def fail(what: str) -> DatasetError:
-        return DatasetError(" ".join(f"{where}: {what}; fix: {fix}".splitlines()))
+    def fail(what: str, fix: Optional[str] = None) -> DatasetError:
+        return DatasetError(" ".join(f"{where}: {what}; fix: {fix or entry.replace_hint()}".splitlines()))
 
     if not dataset_id:
-        raise fail("registry entry has no options['dataset_id']")
+        raise fail("registry entry has no options['dataset_id']", "add it to expo/data/registry.py")
     if num_demos is not None:
-        raise fail(f"num_demos={num_demos} was asked for, but antmaze datasets are used whole (set it to None)")
+        raise fail(f"dataset.num_demos={num_demos} was asked for, but antmaze datasets are used whole",
+                   "leave dataset.num_demos unset (none)")
     maze = spec.env_kwargs["maze"] if spec is not None else entry.options.get("maze")
     if maze not in antmaze.MAZES:
-        raise fail(f"cannot tell the maze (spec / options['maze'] gave {maze!r})")
+        raise fail(f"cannot tell the maze (spec / options['maze'] gave {maze!r})", "expo/data/registry.py")
     try:
         import minari
     except ImportError:
-        raise fail("the minari package is not installed") from None
+        raise fail("the minari package is not installed", f"`pip install minari`, then {entry.fix_hint()}") from None
+    if not (dataset_dir(dataset_id) / "data").is_dir():  # what minari.load_dataset looks for
+        raise DatasetMissing(f"{where}: not downloaded; fix: {entry.fix_hint()}")
+
+    def unreadable(e: Exception) -> DatasetError:
+        return fail(f"it is there but cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+
+    def episodes(dataset):
+        """dataset.iterate_episodes(), one at a time (memory), with minari's read errors as DatasetError:
+        minari opens main_data.hdf5 only here, so a cut-off file first fails while iterating."""
+        it = iter(dataset.iterate_episodes())
+        while True:
+            try:
+                ep = next(it)
+            except StopIteration:
+                return
+            except Exception as e:  # noqa: BLE001 - OSError, KeyError, ValueError or minari's own errors
+                raise unreadable(e) from None
+            yield ep
+
     try:
         dataset = minari.load_dataset(dataset_id)
-    except Exception as e:  # minari raises FileNotFoundError / ValueError / its own errors
-        raise fail(f"cannot load it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+        maze_map = _maze_map(dataset)
+    except Exception as e:  # noqa: BLE001 - minari raises FileNotFoundError / ValueError / its own errors
+        raise unreadable(e) from None
 
-    maze_map = _maze_map(dataset)
     if maze_map is None:
         raise fail("its env spec gives no maze_map, so its frame cannot be checked")
     try:
@@ -92,12 +123,15 @@ def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int
         raise fail(str(e)) from None
 
     parts = {k: [] for k in ("observations", "next_observations", "actions", "raw_rewards", "terminal", "last")}
-    for ep in dataset.iterate_episodes():
+    for ep in episodes(dataset):
         o = ep.observations
         if not isinstance(o, dict) or not {"observation", "achieved_goal", "desired_goal"} <= set(o):
             raise fail(f"episode {ep.id} observations are not antmaze dicts (observation/achieved_goal/desired_goal)")
-        obs, ach, goal = (np.asarray(o[k], dtype=np.float64) for k in ("observation", "achieved_goal", "desired_goal"))
-        actions = np.asarray(ep.actions, dtype=np.float64)
+        try:
+            obs, ach, goal = (np.asarray(o[k], dtype=np.float64) for k in ("observation", "achieved_goal", "desired_goal"))
+            actions = np.asarray(ep.actions, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise fail(f"episode {ep.id} holds non-numeric observations or actions ({e})") from None
         steps = len(actions)
         if steps == 0 or obs.shape != (steps + 1, 27) or ach.shape != (steps + 1, 2) or goal.shape != (steps + 1, 2) \
                 or actions.shape != (steps, 8):

@@ -3,8 +3,9 @@
 TaskSpec.dataset (expo/protocol.py) names an entry of DATASETS. Two kinds of entries:
   - ExternalDataset: public files fetched from their official location by
     `python -m expo.data fetch <task|dataset>` into the data root (expo/data/paths.py), checked by
-    `python -m expo.data verify`. `expected` holds the facts known for the public files (transition
-    or demo counts), which verify compares against.
+    `python -m expo.data verify`. `expected` holds the facts known for the public files, each one
+    measured by verify exactly as recorded (expo/data/verify.py FACTS): raw counts of the files
+    (rows, demos, trajectories), what the loader yields (demos, widths) and the recorded env.
   - GeneratedDataset: demonstrations written on this machine by a scripted expert (an embedded task).
     The file name encodes every parameter that changes its content (demos, noise, seed, expert
     version), so editing any of them makes `load_task_dataset` generate a new file instead of
@@ -60,7 +61,20 @@ class ExternalDataset:
         return [f.path() for f in self.files]
 
     def fix_hint(self) -> str:
-        return f"`python -m expo.data fetch {self.key}` (data root: {data_root()}, set EXPO_DATA_ROOT to move it)"
+        """The command that brings the dataset onto this machine when it is not there."""
+        return self._fetch_hint("")
+
+    def replace_hint(self) -> str:
+        """The command that replaces a dataset that is present but damaged or wrong: plain `fetch`
+        skips a file that is already there (and exits 0), so it has to be forced."""
+        return self._fetch_hint(" --force")
+
+    def _fetch_hint(self, force: str) -> str:
+        if self.format == "minari":  # Minari keeps its datasets in its own store, not the data root
+            ident = self.options.get("dataset_id", "<dataset id>")
+            return (f"`python -m expo.data fetch {self.key}{force}` (runs `minari download {ident}{force}`; "
+                    f"Minari's store: $MINARI_DATASETS_PATH, default ~/.minari/datasets)")
+        return f"`python -m expo.data fetch {self.key}{force}` (data root: {data_root()}, set EXPO_DATA_ROOT to move it)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +104,9 @@ class GeneratedDataset:
             f"--num-demos {self.num_demos} --seed {self.seed} --force`"
         )
 
+    def replace_hint(self) -> str:
+        return self.fix_hint()  # already --force: it regenerates a file that is present
+
 
 Dataset = Union[ExternalDataset, GeneratedDataset]
 
@@ -114,21 +131,31 @@ def _d4rl_antmaze(maze: str, data: str) -> ExternalDataset:
         key=f"d4rl_antmaze_{maze}_{data}_v2",
         format="d4rl_hdf5",
         files=(RemoteFile(f"d4rl/{name}.hdf5", f"{_D4RL}/{_D4RL_FILES[maze, data]}"),),
-        description=f"D4RL {name}: 1M transitions of a goal-reaching ant ({data} goals), all of them",
-        expected={"transitions": 1_000_000, "obs_dim": 29, "act_dim": 8},
+        description=f"D4RL {name}: 1M steps of a goal-reaching ant ({data} goals), every transition they form",
+        # rows: the file's 1M steps (D4RL's antmaze datasets hold 1M samples each). The loader yields
+        # fewer transitions, as d4rl.qlearning_dataset does (one row per time-out and the last row are
+        # dropped: expo/data/d4rl_hdf5.py), so it is the raw rows that are compared, not the transitions.
+        expected={"rows": 1_000_000, "obs_dim": 29, "act_dim": 8},
     )
 
 
 _ROBOMIMIC = "http://downloads.cs.stanford.edu/downloads/rt_benchmark"
 
 
+# robomimic task -> (the env its files were recorded in, data.attrs["env_args"]["env_name"]; the
+# observation width of ROBOMIMIC_OBS_KEYS there): what tells a Lift file from a Can file at the same
+# path even when no task uses the dataset (verify then has no protocol row to compare with).
+_ROBOMIMIC_ENVS = {"lift": ("Lift", 19), "can": ("PickPlaceCan", 23), "square": ("NutAssemblySquare", 23)}
+
+
 def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
+    env_name, obs_dim = _ROBOMIMIC_ENVS[task]
     return ExternalDataset(
         key=f"robomimic_{task}_{kind}",
         format="robomimic_hdf5",
         files=(RemoteFile(f"robomimic/{task}/{kind}/low_dim_v141.hdf5", f"{_ROBOMIMIC}/{task}/{kind}/low_dim_v141.hdf5"),),
         description=f"robomimic v0.1 {task.capitalize()} {kind.upper()} low_dim ({demos} demos, robosuite 1.4.1)",
-        expected={"demos": demos},
+        expected={"demos": demos, "obs_dim": obs_dim, "act_dim": 7, "env_name": env_name},
         obs_keys=ROBOMIMIC_OBS_KEYS,
     )
 
@@ -140,7 +167,12 @@ def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
 _MIMICGEN = "https://huggingface.co/datasets/amandlek/mimicgen_datasets/resolve/main"
 
 
+# MimicGen task -> (env of the generated D0 file, whose env_args the run's env is built from; obs width)
+_MIMICGEN_ENVS = {"threading": ("Threading_D0", 37), "stack": ("Stack_D0", 32)}
+
+
 def _mimicgen(task: str, generated: int) -> ExternalDataset:
+    env_name, obs_dim = _MIMICGEN_ENVS[task]
     return ExternalDataset(
         key=f"mimicgen_{task}",
         format="robomimic_hdf5",
@@ -152,7 +184,9 @@ def _mimicgen(task: str, generated: int) -> ExternalDataset:
             f"MimicGen {task.capitalize()}: the 10 human source demos + {generated} of the 1000 generated "
             f"{task}_d0 demos, drawn with the run's seed (Table 2: {10 + generated})"
         ),
-        expected={"demos": 10 + generated},
+        # demos: what the loader composes; file_demos: what each file holds (10 source, 1000 generated).
+        expected={"demos": 10 + generated, "file_demos": (10, 1000), "obs_dim": obs_dim, "act_dim": 7,
+                  "env_name": env_name},
         obs_keys=ROBOMIMIC_OBS_KEYS,
         options={"compose": (10, generated), "missing_rewards": "success_at_end"},
     )
@@ -190,6 +224,7 @@ DATASETS: dict[str, Dataset] = {
         f"minari_antmaze_{m}_{k}": ExternalDataset(
             key=f"minari_antmaze_{m}_{k}", format="minari", files=(),
             description=f"Minari D4RL/antmaze/{m}-{k}-v1 (re-recorded in gymnasium-robotics, converted to the D4RL frame)",
+            expected={"obs_dim": 29, "act_dim": 8},
             options={"dataset_id": f"D4RL/antmaze/{m}-{k}-v1", "maze": m},
         )
         for m in ("medium", "large") for k in ("play", "diverse")

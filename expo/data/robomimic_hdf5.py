@@ -23,6 +23,12 @@ states, obs and datagen_info only; NVlabs/mimicgen issue #30); options {"missing
 "success_at_end"} then gives reward 1 to each demo's last transition: MimicGen keeps only generations that
 succeed (failed ones go to a separate file) and a generated trajectory ends with its last subtask. That
 every released demo's final state is a success was not checked against the files (no downloads here).
+
+env_args: a run builds its env from data.attrs["env_args"] of the entry's last file (expo/envs/robomimic.py
+dataset_env_kwargs), so load_dataset checks it the same way before any run starts: valid JSON, robomimic's
+{env_name, type, env_kwargs} with a robosuite type, kwargs that convert for the installed robosuite, and,
+with a spec, recorded in the task's env. A file without env_args is accepted (the env is then built from
+the protocol alone), as the training loop does.
 """
 from __future__ import annotations
 
@@ -36,7 +42,7 @@ from typing import Optional, Sequence
 import h5py
 import numpy as np
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.protocol import TaskSpec
 
 DEFAULT_FIX = "regenerate it with `python -m expo.data generate lift` or re-download the robomimic file"
@@ -58,6 +64,8 @@ def load_robomimic_hdf5(
     filter_key: Optional[str] = None,
     fix_hint: str = DEFAULT_FIX,
     missing_rewards: Optional[str] = None,
+    replace_hint: Optional[str] = None,
+    demos_source: Optional[str] = "dataset.num_demos",
 ) -> dict[str, np.ndarray]:
     """Flat transition arrays from a robomimic-format low-dim file.
 
@@ -77,16 +85,20 @@ def load_robomimic_hdf5(
     Any missing file, group, key or inconsistent shape raises DatasetError; nothing is reshaped.
     `missing_rewards="success_at_end"` accepts demos without `rewards` (MimicGen-generated files): reward
     1 on each such demo's last transition, 0 elsewhere (a warning names the file); None makes it an error.
+    A missing file raises DatasetMissing naming fix_hint; a present but unusable one DatasetError naming
+    replace_hint (default: fix_hint). demos_source names the setting num_demos came from, for its error
+    (None: a fixed count, so a file with fewer demos can only be replaced).
     """
     if missing_rewards not in (None, "success_at_end"):
         raise ValueError(f"missing_rewards must be None or 'success_at_end', got {missing_rewards!r}")
     path = Path(path)
+    replace_hint = fix_hint if replace_hint is None else replace_hint
 
-    def fail(what: str) -> DatasetError:
-        return DatasetError(" ".join(f"{path}: {what}; fix: {fix_hint}".splitlines()))
+    def fail(what: str, fix: Optional[str] = None) -> DatasetError:
+        return DatasetError(" ".join(f"{path}: {what}; fix: {fix or replace_hint}".splitlines()))
 
     if not path.is_file():
-        raise fail("file not found")
+        raise DatasetMissing(" ".join(f"{path}: file not found; fix: {fix_hint}".splitlines()))
     if not obs_keys:
         raise ValueError("obs_keys is empty")
     try:
@@ -94,8 +106,8 @@ def load_robomimic_hdf5(
     except OSError as e:
         raise fail(f"not a readable HDF5 file ({e})") from None
     with f:
-        if "data" not in f:
-            raise fail("no 'data' group")
+        if "data" not in f or not isinstance(f["data"], h5py.Group):
+            raise fail(f"no 'data' group (has: {', '.join(sorted(f.keys())) or 'nothing'}): not a robomimic-format file")
         data = f["data"]
         names = demo_names(data)
         if filter_key is not None:
@@ -104,10 +116,16 @@ def load_robomimic_hdf5(
             raise fail("no data/demo_<k> groups")
         if num_demos is not None:
             if not 1 <= num_demos <= len(names):
-                raise fail(f"asked for {num_demos} demos, the file has {len(names)}")
+                raise fail(f"asked for {num_demos} demos, the file has {len(names)}",
+                           None if demos_source is None else
+                           f"ask for at most {len(names)} ({demos_source}), or if the file should hold more, "
+                           f"replace it: {replace_hint}")
             picked = np.random.default_rng(seed).choice(len(names), size=num_demos, replace=False)
             names = [names[i] for i in sorted(picked)]
-        demos = [_read_demo(data[n], f"data/{n}", obs_keys, fail, missing_rewards) for n in names]
+        try:  # intact headers can hold unreadable (cut off) data chunks or objects of the wrong kind
+            demos = [_read_demo(data[n], f"data/{n}", obs_keys, fail, missing_rewards) for n in names]
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise fail(f"its demos cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     no_next = sorted({k for d in demos for k in d["derived_next"]})
     if no_next:
         count = sum(bool(d["derived_next"]) for d in demos)
@@ -156,14 +174,94 @@ def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int
     entry.options["missing_rewards"] is passed to the reader.
     """
     if not entry.paths():
-        raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: {entry.fix_hint()}")
+        raise DatasetError(f"dataset {entry.key!r} has no files registered; fix: add them to expo/data/registry.py")
+    recorded_in = (getattr(entry, "expected", None) or {}).get("env_name")
+    if spec is not None and recorded_in not in (None, spec.env_name):  # the run's choice, not the file's fault
+        from expo.protocol import TASKS  # spec.dataset is the run's choice here; the protocol row names the task's own
+
+        own = f" (the task's own dataset: {TASKS[spec.name].dataset!r})" if spec.name in TASKS else ""
+        raise DatasetError(
+            f"dataset {entry.key!r} was recorded in {recorded_in!r}, task {spec.name!r} runs in {spec.env_name!r}; "
+            f"fix: leave dataset.name unset{own} or name a dataset recorded in {spec.env_name!r}")
     options = getattr(entry, "options", None) or {}
     missing_rewards = options.get("missing_rewards")
+    hints = {"fix_hint": entry.fix_hint(), "replace_hint": entry.replace_hint()}
     if "compose" not in options:
-        return load_robomimic_hdf5(entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec,
-                                   fix_hint=entry.fix_hint(), missing_rewards=missing_rewards)
-    return load_composed(entry.paths(), options["compose"], entry.obs_keys, num_demos=num_demos, seed=seed,
-                         spec=spec, fix_hint=entry.fix_hint(), missing_rewards=missing_rewards)
+        data = load_robomimic_hdf5(entry.path(), entry.obs_keys, num_demos=num_demos, seed=seed, spec=spec,
+                                   missing_rewards=missing_rewards, **hints)
+    else:
+        data = load_composed(entry.paths(), options["compose"], entry.obs_keys, num_demos=num_demos, seed=seed,
+                             spec=spec, missing_rewards=missing_rewards, **hints)
+    # The run's env comes from the last file's env_args (expo/envs/robomimic.py dataset_env_kwargs); the
+    # others are only checked to be well-formed (a MimicGen source file names the base env, e.g. Threading).
+    paths = entry.paths()
+    for i, path in enumerate(paths):
+        check_env_args(path, spec.env_name if spec is not None and i == len(paths) - 1 else None,
+                       entry.replace_hint(), spec.name if spec is not None else None)
+    return data
+
+
+def read_env_args(path) -> Optional[dict]:
+    """data.attrs["env_args"] of a robomimic-format file, parsed; None when the file has none (or an
+    empty one, which dataset_env_kwargs treats the same). Raises ValueError when it is not a JSON object
+    with robomimic's env_kwargs mapping."""
+    with h5py.File(path, "r") as f:
+        raw = f["data"].attrs.get("env_args") if "data" in f else None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        env_args = json.loads(str(raw))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"is not valid JSON ({e})") from None
+    if not isinstance(env_args, dict) or not isinstance(env_args.get("env_kwargs"), dict):
+        raise ValueError("is not robomimic's env metadata, a JSON object {env_name, type, env_kwargs}")
+    return env_args
+
+
+def check_env_args(path, env_name: Optional[str], replace_hint: str, task: Optional[str] = None) -> None:
+    """DatasetError unless `path`'s env_args would build an env as the training loop builds it: the
+    same conversion (expo/envs/robomimic.py env_kwargs_from_env_args) and, with env_name, that env."""
+    from expo.envs.robomimic import ROBOSUITE_ENV_TYPE, _import_robosuite, env_kwargs_from_env_args
+
+    def fail(what: str) -> DatasetError:
+        return DatasetError(" ".join(f"{path}: data.attrs['env_args'] {what}; fix: {replace_hint}".splitlines()))
+
+    try:
+        env_args = read_env_args(path)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if env_args is None:
+        return
+    if env_args.get("type", ROBOSUITE_ENV_TYPE) != ROBOSUITE_ENV_TYPE:
+        raise fail(f"has type {env_args.get('type')!r}, not a robosuite env (type {ROBOSUITE_ENV_TYPE})")
+    recorded = env_args.get("env_name")
+    if env_name is not None and recorded not in (None, env_name):
+        raise fail(f"says it was recorded in {recorded!r}, task {task!r} runs in {env_name!r} "
+                   f"(a file of another task at this path?)")
+    if "controller_configs" in env_args["env_kwargs"]:  # the conversion imports robosuite
+        try:  # through the suite's import, which filters robosuite's import-time log lines out of the
+            _import_robosuite()  # one-line error a failing run prints
+        except ImportError:
+            pass  # without robosuite the conversion leaves the config as it is
+    try:
+        env_kwargs_from_env_args(env_args, env_name=env_name)
+    except Exception as e:  # noqa: BLE001 - whatever the conversion rejects, the run would too
+        reason = str(e).split("; fix:")[0]  # its own fix is addressed to a caller, not to the user
+        raise fail(f"cannot be turned into robosuite.make arguments ({type(e).__name__}: {reason})") from None
+
+
+def file_facts(entry) -> dict:
+    """What expo/data/verify.py compares with entry.expected besides the loaded arrays: the demos each
+    file holds (a composed entry loads only some of them) and the env the run's env is built from (the
+    last file's env_args). Called after load_dataset succeeded on the same files."""
+    counts = []
+    for path in entry.paths():
+        with h5py.File(path, "r") as f:
+            counts.append(len(demo_names(f["data"])))
+    env_args = read_env_args(entry.paths()[-1])
+    return {"file_demos": tuple(counts), "env_name": None if env_args is None else env_args.get("env_name")}
 
 
 def load_composed(
@@ -175,6 +273,7 @@ def load_composed(
     spec: Optional[TaskSpec] = None,
     fix_hint: str = DEFAULT_FIX,
     missing_rewards: Optional[str] = None,
+    replace_hint: Optional[str] = None,
 ) -> dict[str, np.ndarray]:
     """counts[i] demos from paths[i] (seeded draw, stream i of `seed`), concatenated in file order.
 
@@ -194,12 +293,14 @@ def load_composed(
     for i, (path, k) in enumerate(zip(paths, counts)):
         file_seed = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0])
         part = load_robomimic_hdf5(path, obs_keys, num_demos=int(k), seed=file_seed, spec=spec,
-                                   fix_hint=fix_hint, missing_rewards=missing_rewards)
+                                   fix_hint=fix_hint, missing_rewards=missing_rewards, replace_hint=replace_hint,
+                                   demos_source=None)  # the registry's compose counts (Table 2)
         part["file_ids"] = np.full(len(part["rewards"]), i, np.int32)
         parts.append(part)
     widths = {p["observations"].shape[1] for p in parts}
     if len(widths) != 1:
-        raise DatasetError(f"composed files disagree on observation width: {sorted(widths)}; fix: {fix_hint}")
+        raise DatasetError(f"composed files disagree on observation width: {sorted(widths)}; "
+                           f"fix: {fix_hint if replace_hint is None else replace_hint}")
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 

@@ -4,29 +4,40 @@ A run that starts on a missing, truncated or different-release file fails hours 
 trains on the wrong data. verify answers "is every dataset I need here and the one the paper used?"
 before any run: for each dataset it checks that its files exist, their size / sha256 when the registry
 knows them, that the public loader (expo.data.load_entry, with the task's protocol spec, so the
-observation / action widths are checked against expo/protocol.py) reads them, and that the counts
-match the facts recorded in the registry (entry.expected; a generated entry's num_demos).
+observation / action widths and the recorded env are checked against expo/protocol.py, as a run
+checks them) reads them, and that the facts recorded in the registry (entry.expected; a generated
+entry's num_demos) match what is measured, like with like: FACTS says where each one is measured.
 
-Statuses: ok | missing (a file is absent: fetch or generate it) | malformed (the loader rejects it) |
-mismatch (size, sha256, counts or widths differ from the registry) | unavailable (nothing to fetch:
-no download registered, an optional loader not installed, or a task naming an unregistered dataset).
-Nothing is generated or downloaded here; each row that is not ok says which command fixes it.
+Statuses: ok | missing (not on disk: fetch or generate it) | malformed (the loader rejects it: replace
+it) | mismatch (size, sha256, counts, widths or env differ from the registry) | unavailable (nothing
+to fetch: no download registered, an optional loader not installed, or a task naming an unregistered
+dataset). Nothing is generated, downloaded or written here; each row that is not ok says which command
+fixes it (for a file that is present, `fetch --force`: plain `fetch` skips present files).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Optional
 
-from expo.data.errors import DatasetError
+from expo.data.errors import DatasetError, DatasetMissing
 from expo.data.fetch import datasets_for, minari_id, part_path, sha256_of
-from expo.data.registry import DATASETS, ExternalDataset, GeneratedDataset
+from expo.data.registry import DATASETS, ExternalDataset
 from expo.protocol import TASKS
 
 STATUSES = ("ok", "missing", "malformed", "mismatch", "unavailable")
 
-# entry.expected key -> the measured count it is compared with
-_COUNTS = {"transitions": "transitions", "episodes": "episodes", "demos": "episodes",
-           "obs_dim": "obs_dim", "act_dim": "act_dim"}
+# entry.expected key -> where verify measures it. "loaded": the arrays the loader returns, i.e. what a
+# run trains on (transitions, episodes / demos, widths); "file": the format module's file_facts, raw
+# counts of the files themselves (expo/data/__init__.py). A recorded fact that is not listed here is
+# reported as a problem rather than silently skipped.
+FACTS = {
+    "transitions": "loaded", "episodes": "loaded", "demos": "loaded", "obs_dim": "loaded", "act_dim": "loaded",
+    "rows": "file",                      # d4rl_hdf5: steps in the file, before time-out rows are dropped
+    "file_demos": "file",                # robomimic_hdf5: demos in each file (a composed entry loads some)
+    "env_name": "file",                  # robomimic_hdf5: env of the last file's env_args (the run's env)
+    "expert_trajectories": "file", "expert_trajectory_length": "file", "bc_trajectories": "file",  # awac_npy
+}
+_LOADED = {"demos": "episodes"}  # expected key -> Row attribute, where the names differ
 
 
 @dataclasses.dataclass
@@ -51,13 +62,6 @@ def verify(name: Optional[str] = None, check_hash: bool = True) -> list[Row]:
     """One Row per dataset `name` stands for (default / "all": the datasets of every task)."""
     return [verify_dataset(key, tasks, check_hash=check_hash)
             for key, tasks in datasets_for(name, everything="tasks").items()]
-
-
-def _replace_hint(entry) -> str:
-    """The fix for a file that is present but wrong: plain `fetch` would skip a present file."""
-    if isinstance(entry, GeneratedDataset):
-        return entry.fix_hint()
-    return f"`python -m expo.data fetch {entry.key} --force` (downloads it again)"
 
 
 def verify_dataset(key: str, tasks: tuple[str, ...] = (), check_hash: bool = True) -> Row:
@@ -88,19 +92,17 @@ def verify_dataset(key: str, tasks: tuple[str, ...] = (), check_hash: bool = Tru
             return row
 
     specs = [TASKS[t] for t in tasks]
-    from expo.data import load_entry
+    from expo.data import file_facts, load_entry
 
     try:
         data = load_entry(entry, specs[0] if specs else None)
+        facts = file_facts(entry)
+    except DatasetMissing as e:  # e.g. a Minari dataset, whose files verify does not list itself
+        return bad("missing", str(e))
+    except DatasetError as e:  # the loader's one line: the file, what is wrong and the command that fixes it
+        return bad("malformed", str(e))
     except ImportError as e:
         return bad("unavailable", f"the loader for format {entry.format!r} cannot be imported ({e}); install what it names")
-    except Exception as e:  # noqa: BLE001 - any failure to load is this dataset's verdict, not verify's crash
-        message = str(e) if isinstance(e, DatasetError) else f"{entry.path()}: {type(e).__name__}: {e}"
-        if "fix:" not in message:
-            message += f"; fix: {_replace_hint(entry)}"
-        elif isinstance(entry, ExternalDataset):
-            message += f" (the file is present: {_replace_hint(entry)} replaces it)"
-        return bad("malformed", message)
 
     obs, act = data["observations"], data["actions"]
     row.transitions = int(len(obs))
@@ -110,14 +112,36 @@ def verify_dataset(key: str, tasks: tuple[str, ...] = (), check_hash: bool = Tru
 
     expected = dict(entry.expected) if isinstance(entry, ExternalDataset) else {"demos": entry.num_demos}
     for fact, value in expected.items():
-        if fact in _COUNTS and getattr(row, _COUNTS[fact]) != value:
-            bad("mismatch", f"{key}: {fact} is {getattr(row, _COUNTS[fact])}, the registry expects {value} "
-                            f"(a different release of the file?); fix: {_replace_hint(entry)}")
+        where = FACTS.get(fact)
+        if where == "loaded" or (where == "file" and fact in facts):
+            got = getattr(row, _LOADED.get(fact, fact)) if where == "loaded" else facts[fact]
+            if _normal(got) != _normal(value):
+                bad("mismatch", f"{_files_of(entry)}: {fact} is {_show(got)}, the registry expects {_show(value)} "
+                                f"(a different release, or a file of another dataset?); fix: {entry.replace_hint()}")
+        else:
+            bad("mismatch", f"{key}: the registry records {fact}={value!r}, which verify cannot measure for "
+                            f"format {entry.format!r}; fix: correct expo/data/registry.py or FACTS in expo/data/verify.py")
     for spec in specs:
         if (row.obs_dim, row.act_dim) != (spec.obs_dim, spec.act_dim):
-            bad("mismatch", f"{key}: obs/act dims {row.obs_dim}/{row.act_dim}, task {spec.name!r} expects "
-                            f"{spec.obs_dim}/{spec.act_dim}; fix: {_replace_hint(entry)}")
+            bad("mismatch", f"{_files_of(entry)}: obs/act dims {row.obs_dim}/{row.act_dim}, task {spec.name!r} expects "
+                            f"{spec.obs_dim}/{spec.act_dim}; fix: {entry.replace_hint()}")
     return row
+
+
+def _normal(value):
+    """Registry values are written as tuples, measured ones may be lists: compare them alike."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _show(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _files_of(entry) -> str:
+    paths = entry.paths()
+    return ", ".join(map(str, paths)) if paths else entry.key
 
 
 def _check_files(entry, check_hash: bool, bad) -> None:
@@ -139,9 +163,9 @@ def _check_files(entry, check_hash: bool, bad) -> None:
             continue
         size = path.stat().st_size
         if rf.size is not None and size != rf.size:
-            bad("mismatch", f"{path} has {size} bytes, the registry expects {rf.size}; fix: {_replace_hint(entry)}")
+            bad("mismatch", f"{path} has {size} bytes, the registry expects {rf.size}; fix: {entry.replace_hint()}")
         elif check_hash and rf.sha256 is not None and sha256_of(path) != rf.sha256.lower():
-            bad("mismatch", f"{path}: sha256 differs from the registry's {rf.sha256}; fix: {_replace_hint(entry)}")
+            bad("mismatch", f"{path}: sha256 differs from the registry's {rf.sha256}; fix: {entry.replace_hint()}")
 
 
 def _cell(value) -> str:

@@ -1,7 +1,7 @@
 """DDPM diffusion policy: variance-preserving schedule, noise-prediction network, loss, sampler.
 
 The one place the suite defines the diffusion sampler; EXPO's base policy and the diffusion
-baselines all call it. Conventions follow the EXPO/IDQL code (IMPLEMENTATIONS.md):
+baselines all call it. Conventions follow the authors' EXPO code (commit bbd5713) and IDQL's:
 - schedule: the VP beta schedule beta_t = 1 - exp(-b_min/T - (b_max - b_min)(2t - 1) / (2 T^2)),
   t = 1..T, b_min = 0.1, b_max = 10;
 - network: eps(s, a_t, t) with learnable Fourier features of the integer step t, an MLP on them,

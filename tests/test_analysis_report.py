@@ -322,4 +322,4 @@ def test_cli_like_make_figures(results, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = (out / "REPORT.md").read_text()
     assert "fig3/can/idql: seed 2" in report
-    assert {p.name for p in out.glob("fig*.png")} == {f"{name}.png" for name in FIGURES}
+    assert {p.name for p in out.glob("fig*.png")} == {f"{name}.png" for name in FIGURES + ("fig7_demos",)}

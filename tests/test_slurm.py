@@ -212,7 +212,7 @@ def test_failing_run_is_reported_by_status_with_its_traceback(slurm_env, tmp_pat
     out = launch(slurm_env, "wait=true", *keys, timeout=900)
     assert out.returncode != 0
     assert "lift expo seed 0: FAILED" in out.stdout and "asked for 100 demos" in out.stdout
-    assert "1 run(s) failed" in out.stderr
+    assert "1 run(s) failed or diverged" in out.stderr
 
     run_dir = tmp_path / "demo" / "lift" / "expo" / "seed_0"
     status = launch(slurm_env, "status", *keys)

@@ -138,7 +138,7 @@ def test_tiny_grid_completes_as_one_array(slurm_env, tmp_path):
 
     status = launch(slurm_env, "figure=demo", "seeds=1", results, "status", *tiny_keys())
     assert status.returncode == 0, status.stderr
-    assert "done 2, running 0, pending 0, failed 0, missing 0" in status.stdout
+    assert "done 2, running 0, pending 0, diverged 0, failed 0, missing 0" in status.stdout
     again = launch(slurm_env, "figure=demo", "seeds=1", results, *tiny_keys())  # finished: skipped
     assert again.returncode == 0, again.stderr
     assert "2 runs, 2 finished, 0 to run" in again.stdout and "submitted" not in again.stdout

@@ -4,6 +4,7 @@ entry with one-line errors; the launcher's dry run using it."""
 import pytest
 
 from experiments import cost, launch
+from tests.test_grids import _cost_cfg  # the run config the grid tests estimate
 
 A100 = """machine = "1x A100 40GB, 8 CPU cores"
 [expo.paper]
@@ -12,15 +13,6 @@ act_s = 0.002
 [env_steps_per_s]
 lift = 200.0
 """
-
-
-def _cost_cfg(**changes):
-    cfg = {"task": "lift", "method": "expo", "scale": "paper", "steps": 100, "start_training": 10,
-           "eval_interval": 40, "eval_episodes": 2, "pretrain_steps": 50,
-           "agent": {"N": 8, "utd": 20}, "protocol": {"horizon": 5},
-           "dataset": {"num_demos": 10}}
-    cfg.update(changes)
-    return cfg
 
 
 @pytest.fixture

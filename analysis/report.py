@@ -277,6 +277,39 @@ def tables_section(out_dir: Path) -> list[str]:
     return lines
 
 
+def dynamics_section(root: Optional[Path] = None) -> list[str]:
+    """The dynamics table of every dataset checked under the data root (`python -m expo.data verify
+    <dataset> --dynamics` writes <data root>/dynamics/<dataset>.json), so the report says how well the
+    offline data match the envs the agents trained in."""
+    import json
+
+    from expo.data.paths import data_root
+
+    folder = (data_root() if root is None else Path(root)) / "dynamics"
+    lines = ["## Offline data vs the online env (dynamics)", ""]
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return lines + [f"No dataset checked under {folder}: run `python -m expo.data verify <dataset> "
+                        "--dynamics` first.", ""]
+    for f in files:
+        try:
+            r = json.loads(f.read_text())
+            lines += [f"### {r['dataset']} ({r['format']})", "",
+                      f"{r['transitions']} transitions (seed {r['seed']}) in {r['env']}, state {r['state']}, "
+                      f"tolerance {r['tolerance']:g}.", ""]
+            if r["groups"]:
+                lines += table(["group", "dims", "median abs error", "p95 abs error", "max abs error", "within tolerance"],
+                               [[g["name"], g["dims"], f"{g['median']:.3g}", f"{g['p95']:.3g}", f"{g['max']:.3g}",
+                                 f"{g['within']:.1%}"] for g in r["groups"]])
+            if r.get("reward_agree") is not None:
+                lines += [f"Reward/success agree on {r['reward_agree']:.1%} of {r['reward_compared']} transitions.", ""]
+            lines += [f"- not mapped: {u}" for u in r.get("unmapped", [])]
+            lines += [f"- note: {n}" for n in r.get("notes", [])] + [""]
+        except (ValueError, KeyError, TypeError) as e:
+            lines += [f"### {f.stem}", "", f"Unreadable {f.name} ({type(e).__name__}: {e}); rerun the check.", ""]
+    return lines
+
+
 def write_report(inputs: ReportInputs) -> Path:
     o = inputs.options
     by_name = {f.name: f for f in inputs.figures}
@@ -335,6 +368,7 @@ def write_report(inputs: ReportInputs) -> Path:
                       + ".", ""]
     lines += fig11_section(inputs)
     lines += tables_section(inputs.out_dir)
+    lines += dynamics_section()
     if others:
         lines += ["## Other results folders", ""]
         for f in others:

@@ -323,3 +323,28 @@ def test_cli_like_make_figures(results, tmp_path):
     report = (out / "REPORT.md").read_text()
     assert "fig3/can/idql: seed 2" in report
     assert {p.name for p in out.glob("fig*.png")} == {f"{name}.png" for name in FIGURES + ("fig7_demos",)}
+
+
+def test_dynamics_section_lists_every_checked_dataset(tmp_path, monkeypatch):
+    """REPORT.md's dynamics section: one table per <data root>/dynamics/*.json, with its numbers."""
+    from analysis.report import dynamics_section
+
+    monkeypatch.setenv("EXPO_DATA_ROOT", str(tmp_path))
+    assert "No dataset checked" in "\n".join(dynamics_section())
+    (tmp_path / "dynamics").mkdir()
+    for key, err in (("lift_scripted", 1.5e-08), ("d4rl_antmaze_medium_play_v2", 0.0123)):
+        (tmp_path / "dynamics" / f"{key}.json").write_text(json.dumps({
+            "dataset": key, "format": "fmt", "env": "env", "state": "exact", "transitions": 200, "seed": 0,
+            "tolerance": 1e-4, "groups": [{"name": "torso xy", "dims": 2, "median": err, "p95": err, "max": err,
+                                           "within": 0.5}],
+            "reward_compared": 200, "reward_agree": 0.995, "notes": ["a note"], "unmapped": ["env joint x"]}))
+    text = "\n".join(dynamics_section())
+    assert "### lift_scripted (fmt)" in text and "### d4rl_antmaze_medium_play_v2 (fmt)" in text
+    assert "| torso xy | 2 | 1.5e-08 | 1.5e-08 | 1.5e-08 | 50.0% |" in text
+    assert "| torso xy | 2 | 0.0123 | 0.0123 | 0.0123 | 50.0% |" in text
+    assert "99.5% of 200" in text and "- not mapped: env joint x" in text and "- note: a note" in text
+
+
+def test_report_has_the_dynamics_section(made):
+    out, _ = made
+    assert "## Offline data vs the online env (dynamics)" in (out / "REPORT.md").read_text()

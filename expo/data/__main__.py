@@ -2,6 +2,7 @@
 
   python -m expo.data fetch <task|dataset|all> [--force] [--no-progress] [--retries N]
   python -m expo.data verify [task|dataset|all] [--no-hash]
+  python -m expo.data verify <task|dataset|all> --dynamics [--transitions K] [--seed S] [--tolerance X]
   python -m expo.data generate lift [--noise X] [--num-demos K] [--seed S] [--out PATH] [--force]
 
 The logic lives in expo/data/fetch.py, expo/data/verify.py and expo/data/__init__.py; this file only
@@ -32,6 +33,13 @@ def main(argv=None) -> int:
     verify = sub.add_parser("verify", help="check the datasets on disk against the registry and the protocol")
     verify.add_argument("name", nargs="?", default=None, help="a task or dataset key (default: every task's dataset)")
     verify.add_argument("--no-hash", action="store_true", help="skip the sha256 checks (faster)")
+    verify.add_argument("--dynamics", action="store_true",
+                        help="set the suite's env to stored states, apply the stored actions and compare the next "
+                             "observations with the stored ones (expo/data/dynamics.py); JSON under <data root>/dynamics/")
+    verify.add_argument("--transitions", type=int, default=None, help="transitions drawn for --dynamics (default 200)")
+    verify.add_argument("--seed", type=int, default=None, help="seed of the --dynamics draw (default 0)")
+    verify.add_argument("--tolerance", type=float, default=None,
+                        help="absolute error counted as agreement by --dynamics (default 1e-4)")
 
     gen = sub.add_parser("generate", help="generate an embedded dataset with its scripted expert")
     gen.add_argument("expert", choices=sorted(EXPERTS))
@@ -66,6 +74,11 @@ def _fetch(args) -> int:
 
 
 def _verify(args) -> int:
+    if args.dynamics:
+        return _dynamics(args)
+    if (args.transitions, args.seed, args.tolerance) != (None, None, None):
+        print("error: --transitions, --seed and --tolerance go with --dynamics", file=sys.stderr)
+        return 2
     from expo.data.verify import format_table, verify
 
     try:
@@ -75,6 +88,37 @@ def _verify(args) -> int:
         return 2
     print(format_table(rows))
     return 0 if all(r.ok for r in rows) else 1
+
+
+def _dynamics(args) -> int:
+    """One report per dataset `name` stands for; a dataset that cannot be checked is one line on stderr."""
+    from expo.data.dynamics import (DEFAULT_SEED, DEFAULT_TOLERANCE, DEFAULT_TRANSITIONS, check_dynamics,
+                                    format_report, write_report_json)
+    from expo.data.errors import DatasetError
+    from expo.data.fetch import datasets_for
+
+    k = DEFAULT_TRANSITIONS if args.transitions is None else args.transitions
+    if k < 1:
+        print(f"error: --transitions must be >= 1, got {k}", file=sys.stderr)
+        return 2
+    try:
+        keys = list(datasets_for(args.name, everything="tasks"))
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    failed = 0
+    for key in keys:
+        try:
+            report = check_dynamics(key, k, DEFAULT_SEED if args.seed is None else args.seed,
+                                    DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance)
+        except (DatasetError, ImportError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            print(f"{key}: {' '.join(str(msg).split())}", file=sys.stderr)
+            failed += 1
+            continue
+        path = write_report_json(report)
+        print(format_report(report) + f"\n({report.seconds:.1f} s; written to {path})\n")
+    return 1 if failed else 0
 
 
 def _generate(args) -> int:

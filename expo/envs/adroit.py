@@ -65,7 +65,9 @@ RELOCATE_TOL = 0.1
 _IRRELEVANT_NOTICE = "AdroitHandRelocateDense-v1, AdroitHandHammerDense-v1, AdroitHandDoorDense-v1"
 
 
-def _import_quietly(module: str):
+def import_quietly(module: str):
+    """importlib.import_module(module) without gymnasium_robotics' irrelevant import notice (any
+    gymnasium_robotics module triggers it the first time; expo/envs/antmaze.py imports through here)."""
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
         mod = importlib.import_module(module)
@@ -143,7 +145,7 @@ def make_adroit_env(spec: TaskSpec, seed: int, **kwargs) -> gym.Env:
     # The library's reward_type only picks which of its rewards to compute; both are discarded, and
     # "sparse" skips the dense terms.
     options.setdefault("reward_type", "sparse")
-    raw = getattr(_import_quietly(module), cls)(**options)
+    raw = getattr(import_quietly(module), cls)(**options)
     if raw.observation_space.shape != (spec.obs_dim,) or raw.action_space.shape != (spec.act_dim,):
         raise ValueError(
             f"{spec.name}: env gives obs {raw.observation_space.shape} / act {raw.action_space.shape}, "

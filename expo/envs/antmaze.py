@@ -216,7 +216,9 @@ class D4RLAntMaze(gym.Env):
 
     def __init__(self, maze: str, seed: Optional[int] = None, physics: str = "d4rl", goal_noise: bool = True,
                  render_mode: Optional[str] = None):
-        from gymnasium_robotics.envs.maze.ant_maze_v4 import AntMazeEnv
+        from expo.envs.adroit import import_quietly
+
+        AntMazeEnv = import_quietly("gymnasium_robotics.envs.maze.ant_maze_v4").AntMazeEnv
 
         _check_maze(maze)
         if physics not in ("d4rl", "gymnasium"):

@@ -241,3 +241,20 @@ def test_adroit_goal_matches_the_env():
         obs = raw._get_obs()
         assert goal_achieved(raw) and adroit_goal(hand, obs[None])[0]
         env.close()
+
+
+# --------------------------------------------------------------------------------------------- Minari
+
+def test_minari_recorded_in_gymnasium_antmaze_agrees(root, tmp_path, monkeypatch):
+    """A Minari AntMaze dataset recorded in gymnasium-robotics' AntMaze (Minari's own env) under the
+    registry's id: the state set from each stored observation and stepped with the stored action gives the
+    stored next observation in every group."""
+    pytest.importorskip("minari")
+    from tests.test_dataset_errors import MINARI_ID, MINARI_KEY, _record
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    _record("AntMaze_Medium-v4", MINARI_ID, steps=(20, 15))
+    r = check_dynamics(MINARI_KEY, transitions=30).to_json()
+    assert r["transitions"] == 30 and r["state"] == "from observation"
+    for g in r["groups"]:
+        assert g["max"] < FLOAT_TOL and g["within"] == 1.0, g

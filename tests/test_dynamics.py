@@ -31,9 +31,10 @@ def report_of(key):
 def assert_agrees(report):
     assert report["groups"], report
     for g in report["groups"]:
-        # median and 95th percentile at float rounding; the very first step of the generator's env (one
-        # transition of the whole file) is known to differ by ~2e-3 and may be drawn, hence within >= 99%
-        assert g["median"] < FLOAT_TOL and g["p95"] < FLOAT_TOL and g["within"] >= 0.99, g
+        # median and 95th percentile at float rounding. On the 4-demo test data one transition in contact (the
+        # cube held) still differs in the cube's orientation by 2.3e-4 (its position by 3e-6); not yet explained,
+        # so it is bounded here rather than hidden: at most 1% of transitions, never more than 1e-3.
+        assert g["median"] < FLOAT_TOL and g["p95"] < FLOAT_TOL and g["within"] >= 0.99 and g["max"] < 1e-3, str(g)
 
 
 # ------------------------------------------------------------------------------ robomimic (embedded)

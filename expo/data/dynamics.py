@@ -333,11 +333,13 @@ def _robomimic(entry, transitions: int, seed: int, tolerance: float) -> Dynamics
                 nq = sum(_SIZES[ty][0] for _, ty in stored_joints)
                 state = _mapped_state(core.raw.sim, env_layout, stored, state, nq, unmapped)
                 first = _mapped_state(core.raw.sim, env_layout, stored, first, nq, unmapped)
+            actions = np.clip(np.asarray(g["actions"][:t + 1], np.float64), core.action_space.low,
+                              core.action_space.high)
+            first_qpos = first[1:1 + core.raw.sim.model.nq]
             core.raw.sim.set_state_from_flattened(state)
             core.raw.sim.forward()
-            _restore_controllers(core, first[1:1 + core.raw.sim.model.nq], np.asarray(g["actions"][:t], np.float64))
-            action = np.clip(np.asarray(g["actions"][t], np.float64), core.action_space.low, core.action_space.high)
-            core.step(action)
+            _restore_controllers(core, first_qpos, actions[:t])
+            core.step(actions[t])
             got.append(np.concatenate([core.last_obs_dict[k] for k in core.obs_keys]))
             if "next_obs" in g:
                 want.append(np.concatenate([np.asarray(g["next_obs"][k][t], np.float64).ravel() for k in core.obs_keys]))
@@ -443,6 +445,10 @@ def _restore_controllers(core, first_qpos: np.ndarray, earlier_actions: np.ndarr
             for a in earlier_actions:
                 gripper.format_action(np.clip(a[start:end], -1.0, 1.0))
         for part, controller in cc.part_controllers.items():
+            # The controllers cache the robot's kinematics (Jacobians, mass matrix, end-effector pose) and
+            # re-read them only when new_update is set, which every env step leaves set but a reset does not:
+            # without this, the first transition checked in a fresh env sets its goal from the pose at reset.
+            controller.new_update = True
             if part not in cc.grippers and hasattr(controller, "initial_joint") and hasattr(controller, "qpos_index"):
                 controller.initial_joint = np.array(first_qpos[controller.qpos_index], np.float64)
 

@@ -76,6 +76,19 @@ def test_perturbed_lift_reports_the_perturbation(tiny_world, monkeypatch):
         assert g["median"] < FLOAT_TOL and g["p95"] < FLOAT_TOL, g
 
 
+def test_a_file_in_mimicgen_generated_layout_is_checked_without_next_obs_or_rewards(tiny_world, monkeypatch):
+    """MimicGen's generated files store neither next_obs nor rewards: the next observation is the stored obs of
+    the following step (a demo's last step has none and is skipped), and rewards are not compared, with a note."""
+    path = _copy_as(monkeypatch, registry.DATASETS["lift_scripted"].path(), "lift_mimicgen_layout")
+    with h5py.File(path, "a") as f:
+        for name in f["data"]:
+            del f["data"][name]["next_obs"], f["data"][name]["rewards"]
+    r = check_dynamics("lift_mimicgen_layout", transitions=120).to_json()
+    assert 0 < r["transitions"] <= 120 and r["reward_compared"] == 0
+    assert any("without rewards" in note for note in r["notes"]), r["notes"]
+    assert_agrees(r)
+
+
 def test_missing_states_and_wrong_width_are_one_line(tiny_world, monkeypatch, capsys):
     src = registry.DATASETS["lift_scripted"].path()
     path = _copy_as(monkeypatch, src, "lift_no_states")

@@ -33,7 +33,10 @@ tasks at once. A run writes results/<figure>/<task>/<method>/seed_<k>/{eval.csv,
 config.json, log.txt, job.json, status.json}. Finished runs are skipped and runs still queued or
 running are left alone, so a re-launch completes a partial grid; a run that was stopped resumes from
 its checkpoint. On SLURM a preempted or timed-out run checkpoints, is requeued and continues the
-same CSVs. A run that diverged (expo/divergence.py) is not launched again with the same settings
+same CSVs. While runs work, the progress bar counts their imitation and online steps (100% only
+once every run has finished) and says what each running one does: preparing its dataset (the
+embedded one is generated on first use), pretraining k/n, online k/n, evaluating, with its latest
+success rate. A run that diverged (expo/divergence.py) is not launched again with the same settings
 unless retry_diverged=true, which restarts it from its last finite checkpoint.
 """
 from __future__ import annotations
@@ -53,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 from experiments import cluster, cost, executors, grids, status as status_lib  # noqa: E402
 from expo import config as config_lib  # noqa: E402
-from expo.logger import run_dir_for, run_label  # noqa: E402
+from expo.logger import PROGRESS_FILE, run_dir_for, run_label  # noqa: E402
 
 LAUNCHER_KEYS = {
     "figure": "the grid to run: N for experiments/grids/figN.py, or a grid's name",
@@ -114,19 +117,28 @@ def _last_row(path: Path) -> list[str] | None:
 
 
 def steps_done(run_dir: Path, cfg: dict) -> int:
-    """Imitation plus online steps a run has logged (train.csv: phase, step, ...)."""
+    """Imitation plus online steps a run has done (its progress.json, expo/logger.py). A run that
+    has not finished counts at most its total minus one, so the overall bar reaches 100% only when
+    every run has finished, its last evaluation included."""
+    total = cfg["pretrain_steps"] + cfg["steps"]
     if is_finished(run_dir, cfg):
-        return cfg["pretrain_steps"] + cfg["steps"]
-    row = _last_row(run_dir / "train.csv")
-    if row is None:
-        return 0
-    step = int(row[1])
-    return step if row[0] == "pretrain" else cfg["pretrain_steps"] + step
+        return total
+    progress = executors.read_json(run_dir / PROGRESS_FILE) or {}
+    done = {"pretrain": progress.get("done", 0),
+            "online": cfg["pretrain_steps"] + progress.get("done", 0),
+            "evaluating": cfg["pretrain_steps"] + progress.get("env_step", 0)}.get(progress.get("phase"), 0)
+    return max(0, min(int(done), total - 1))
 
 
-def latest_success(run_dir: Path) -> str:
+def activity(run_dir: Path) -> str:
+    """What a running run is doing, from its progress.json, and its latest success rate."""
+    progress = executors.read_json(run_dir / PROGRESS_FILE) or {}
+    phase, done, total = progress.get("phase"), progress.get("done", 0), progress.get("total", 0)
+    text = {"data": "preparing its dataset (generated on first use)",
+            "pretrain": f"pretraining {done}/{total}", "online": f"online {done}/{total}",
+            "evaluating": f"evaluating at step {progress.get('env_step', 0)}"}.get(phase, "starting")
     row = _last_row(run_dir / "eval.csv")
-    return f"success {float(row[1]):.2f}" if row else "starting"
+    return text + (f", success {float(row[1]):.2f}" if row and phase != "data" else "")
 
 
 def final_success(run_dir: Path) -> str:
@@ -168,7 +180,7 @@ class Progress:
 
     def update(self, in_flight: list[tuple[dict, Path]]) -> None:
         self.bar.n = sum(steps_done(run_dir, cfg) for cfg, run_dir in self.calls)
-        self.bar.set_postfix_str(" | ".join(f"{run_label(c)} s{c['seed']} {latest_success(d)}"
+        self.bar.set_postfix_str(" | ".join(f"{run_label(c)} s{c['seed']} {activity(d)}"
                                             for c, d in in_flight))
 
     def close(self) -> None:

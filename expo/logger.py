@@ -151,6 +151,17 @@ class RunLogger:
         self.train.append(row)
 
 
+PROGRESS_FILE = "progress.json"
+
+
+def write_progress(run_dir: Path, phase: str, done: int = 0, total: int = 0, **detail: Any) -> None:
+    """What the run is doing now, for the launcher's progress display: phase "data" (loading, or
+    generating on first use, the dataset), "pretrain" / "online" (done of total steps), "evaluating"
+    (at env step `env_step`). Deleted when the run finishes; it never changes what a run computes."""
+    atomic_write_text(Path(run_dir) / PROGRESS_FILE,
+                      json.dumps({"phase": phase, "done": int(done), "total": int(total), **detail}) + "\n")
+
+
 def run_label(config: dict) -> str:
     """The run directory's method component: the method, or <method>-<variant> inside a sweep
     (method names never contain "-", so the split is unambiguous)."""

@@ -48,7 +48,7 @@ from expo.data import DatasetError, load_task_dataset
 from expo.env_pool import make_eval_envs
 from expo.envs import dataset_maker_kwargs, make_env
 from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
-from expo.logger import RunLogger, atomic_write_text, run_dir_for
+from expo.logger import PROGRESS_FILE, RunLogger, atomic_write_text, run_dir_for, write_progress
 from expo.seed_group import SeedGroup
 from expo.seeding import episode_seed, jax_key, numpy_rng
 
@@ -262,6 +262,8 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
     run_dirs = [Path(d) for d in run_dirs] if run_dirs is not None else [run_dir_for(c) for c in cfgs]
     _handle_earlier_divergence(cfgs, run_dirs)
     datasets: dict = {}
+    for run_dir in run_dirs:  # the first run of a machine may generate the embedded dataset here
+        write_progress(run_dir, "data")
     # Seeds saved one after the other keep 2 checkpoints each (expo/checkpoint.py).
     keep = 1 if len(cfgs) == 1 else 2
     lanes = [_make_lane(c, d, spec, module, datasets, keep) for c, d in zip(cfgs, run_dirs)]
@@ -332,6 +334,7 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
         for i, lane in enumerate(lanes):
             if lane.diverged:
                 continue
+            write_progress(lane.run_dir, "evaluating", env_step=env_step)
             try:
                 result = evaluate(lane.eval_envs, as_numpy_policy(eval_policy, group.lane(agent, i)),
                                   jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
@@ -380,6 +383,9 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
                         lane.loop.pretrain_steps_done = done
                     if log:
                         check_finite(f"pretraining step {done}", infos)
+                        for lane in lanes:
+                            if not lane.diverged:
+                                write_progress(lane.run_dir, "pretrain", done, cfg["pretrain_steps"])
                     for lane, lane_info in zip(lanes, infos):
                         if log and not lane.diverged:
                             lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
@@ -466,6 +472,10 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
                                                    "episodes": lane.loop.episode,
                                                    "train_return": float(np.mean(recent)) if recent else 0.0,
                                                    **lane_info})
+                if step % cfg["log_interval"] == 0:  # warm-up steps included
+                    for lane in lanes:
+                        if not lane.diverged:
+                            write_progress(lane.run_dir, "online", step, cfg["steps"])
                 if step % cfg["eval_interval"] == 0 or step == cfg["steps"]:
                     eval_rows(step)
                     bar.set_postfix_str(f"success={postfix()}")
@@ -485,6 +495,7 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
                                       "compilations": compiles.summary()}) + "\n")
     for lane in finished:
         lane.checkpointer.discard()  # status.json is the record of a finished run; results stay small
+        (lane.run_dir / PROGRESS_FILE).unlink(missing_ok=True)
     for lane in lanes:
         lane.eval_envs.close()
     if len(finished) < len(lanes):  # a diverged seed keeps its last (finite) checkpoint for a retry

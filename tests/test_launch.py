@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import cluster, executors, status as status_lib
-from experiments.launch import is_finished
+from experiments.launch import activity, is_finished, steps_done
 from expo import config as config_lib
 from tests.subprocess_world import ROOT, launch, rows_without_wall_time, tiny_keys, tiny_world_env
 
@@ -196,6 +196,24 @@ def test_status_tells_done_running_pending_diverged_failed_missing(tmp_path, mon
     assert "lift/done/seed_0  last eval at env step 100: success 0.75" in "\n".join(table)
     assert f"lift/diverged/seed_0  {reason}" in "\n".join(table)
     assert table[-1] == "done 1, running 2, pending 2, diverged 1, failed 2, missing 5"
+
+
+def test_progress_says_what_each_run_does_and_the_bar_waits_for_the_last_evaluation(tmp_path):
+    cfg = {"steps": 100, "pretrain_steps": 50}
+    run_dir = _run_dir(tmp_path, "expo")
+    assert (steps_done(run_dir, cfg), activity(run_dir)) == (0, "starting")
+    cases = [({"phase": "data"}, 0, "preparing its dataset (generated on first use)"),
+             ({"phase": "pretrain", "done": 20, "total": 50}, 20, "pretraining 20/50"),
+             ({"phase": "evaluating", "env_step": 0}, 50, "evaluating at step 0"),
+             ({"phase": "online", "done": 60, "total": 100}, 110, "online 60/100"),
+             ({"phase": "evaluating", "env_step": 100}, 149, "evaluating at step 100")]  # not yet 150
+    for progress, steps, text in cases:
+        _write(run_dir / "progress.json", progress)
+        assert (steps_done(run_dir, cfg), activity(run_dir)) == (steps, text)
+    _write(run_dir / "eval.csv", "env_step,success\n0,0.25\n")
+    assert activity(run_dir) == "evaluating at step 100, success 0.25"
+    _write(run_dir / "status.json", {"finished": True, "env_steps": 100})
+    assert steps_done(run_dir, cfg) == 150
 
 
 def test_a_slurm_run_is_not_called_gone_when_squeue_does_not_answer(tmp_path, monkeypatch):

@@ -67,6 +67,21 @@ def test_entropy_backup_runs_end_to_end_and_logs_the_edit_temperature(tmp_path):
     assert cfg["agent"]["entropy_backup"] is True and "backup_temperature" in cfg["agent"]["deviations"]
 
 
+def test_the_run_reports_its_phase_for_the_launcher_and_clears_it_when_done(tmp_path, monkeypatch):
+    from expo import train as train_module
+    calls = []
+    real = train_module.write_progress
+    monkeypatch.setattr(train_module, "write_progress",
+                        lambda run_dir, phase, done=0, total=0, **d: (calls.append((phase, done, total, d)),
+                                                                      real(run_dir, phase, done, total, **d)))
+    run_dir = run(tmp_path)
+    assert calls == [("data", 0, 0, {}), ("pretrain", 20, 40, {}), ("pretrain", 40, 40, {}),
+                     ("evaluating", 0, 0, {"env_step": 0}), ("online", 8, 24, {}),
+                     ("evaluating", 0, 0, {"env_step": 12}), ("online", 16, 24, {}), ("online", 24, 24, {}),
+                     ("evaluating", 0, 0, {"env_step": 24})]
+    assert not (run_dir / "progress.json").exists()  # status.json is the record of a finished run
+
+
 def _without_wall_time(path):
     return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_rows(path)]
 

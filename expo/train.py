@@ -263,7 +263,8 @@ def _train(cfgs: list[dict], run_dirs: list[Path] | None,
     _handle_earlier_divergence(cfgs, run_dirs)
     datasets: dict = {}
     for run_dir in run_dirs:  # the first run of a machine may generate the embedded dataset here
-        write_progress(run_dir, "data")
+        if run_dir.is_dir():  # a launched run's (its log is there); a run that fails on its data
+            write_progress(run_dir, "data")  # must not create its directory
     # Seeds saved one after the other keep 2 checkpoints each (expo/checkpoint.py).
     keep = 1 if len(cfgs) == 1 else 2
     lanes = [_make_lane(c, d, spec, module, datasets, keep) for c, d in zip(cfgs, run_dirs)]

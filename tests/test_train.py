@@ -74,6 +74,7 @@ def test_the_run_reports_its_phase_for_the_launcher_and_clears_it_when_done(tmp_
     monkeypatch.setattr(train_module, "write_progress",
                         lambda run_dir, phase, done=0, total=0, **d: (calls.append((phase, done, total, d)),
                                                                       real(run_dir, phase, done, total, **d)))
+    (tmp_path / "adhoc" / "lift" / "expo" / "seed_0").mkdir(parents=True)  # as the launcher makes it
     run_dir = run(tmp_path)
     assert calls == [("data", 0, 0, {}), ("pretrain", 20, 40, {}), ("pretrain", 40, 40, {}),
                      ("evaluating", 0, 0, {"env_step": 0}), ("online", 8, 24, {}),

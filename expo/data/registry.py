@@ -135,27 +135,36 @@ def _d4rl_antmaze(maze: str, data: str) -> ExternalDataset:
         # rows: the file's 1M steps (D4RL's antmaze datasets hold 1M samples each). The loader yields
         # fewer transitions, as d4rl.qlearning_dataset does (one row per time-out and the last row are
         # dropped: expo/data/d4rl_hdf5.py), so it is the raw rows that are compared, not the transitions.
-        expected={"rows": 1_000_000, "obs_dim": 29, "act_dim": 8},
+        expected={"rows": 1_000_000, **_widths(f"antmaze-{maze}-{data}-v2")},
     )
 
 
 _ROBOMIMIC = "http://downloads.cs.stanford.edu/downloads/rt_benchmark"
 
 
-# robomimic task -> (the env its files were recorded in, data.attrs["env_args"]["env_name"]; the
-# observation width of ROBOMIMIC_OBS_KEYS there): what tells a Lift file from a Can file at the same
-# path even when no task uses the dataset (verify then has no protocol row to compare with).
-_ROBOMIMIC_ENVS = {"lift": ("Lift", 19), "can": ("PickPlaceCan", 23), "square": ("NutAssemblySquare", 23)}
+def _widths(task: str) -> dict:
+    """The observation and action widths of a task's files: its protocol row's."""
+    from expo.protocol import TASKS
+
+    return {"obs_dim": TASKS[task].obs_dim, "act_dim": TASKS[task].act_dim}
+
+
+def _task_layout(task: str) -> dict:
+    """The env a task's files were recorded in (data.attrs["env_args"]["env_name"]) and its observation
+    and action widths, from the task's protocol row: what tells a Lift file from a Can file at the same
+    path even when no task uses the dataset (verify then has no protocol row of its own to compare)."""
+    from expo.protocol import TASKS
+
+    return {**_widths(task), "env_name": TASKS[task].env_name}
 
 
 def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
-    env_name, obs_dim = _ROBOMIMIC_ENVS[task]
     return ExternalDataset(
         key=f"robomimic_{task}_{kind}",
         format="robomimic_hdf5",
         files=(RemoteFile(f"robomimic/{task}/{kind}/low_dim_v141.hdf5", f"{_ROBOMIMIC}/{task}/{kind}/low_dim_v141.hdf5"),),
         description=f"robomimic v0.1 {task.capitalize()} {kind.upper()} low_dim ({demos} demos, robosuite 1.4.1)",
-        expected={"demos": demos, "obs_dim": obs_dim, "act_dim": 7, "env_name": env_name},
+        expected={"demos": demos, **_task_layout(task)},
         obs_keys=ROBOMIMIC_OBS_KEYS,
     )
 
@@ -167,12 +176,7 @@ def _robomimic(task: str, kind: str, demos: int) -> ExternalDataset:
 _MIMICGEN = "https://huggingface.co/datasets/amandlek/mimicgen_datasets/resolve/main"
 
 
-# MimicGen task -> (env of the generated D0 file, whose env_args the run's env is built from; obs width)
-_MIMICGEN_ENVS = {"threading": ("Threading_D0", 37), "stack": ("Stack_D0", 32)}
-
-
 def _mimicgen(task: str, generated: int) -> ExternalDataset:
-    env_name, obs_dim = _MIMICGEN_ENVS[task]
     return ExternalDataset(
         key=f"mimicgen_{task}",
         format="robomimic_hdf5",
@@ -185,8 +189,7 @@ def _mimicgen(task: str, generated: int) -> ExternalDataset:
             f"{task}_d0 demos, drawn with the run's seed (Table 2: {10 + generated})"
         ),
         # demos: what the loader composes; file_demos: what each file holds (10 source, 1000 generated).
-        expected={"demos": 10 + generated, "file_demos": (10, 1000), "obs_dim": obs_dim, "act_dim": 7,
-                  "env_name": env_name},
+        expected={"demos": 10 + generated, "file_demos": (10, 1000), **_task_layout(task)},
         obs_keys=ROBOMIMIC_OBS_KEYS,
         options={"compose": (10, generated), "missing_rewards": "success_at_end"},
     )
@@ -224,7 +227,7 @@ DATASETS: dict[str, Dataset] = {
         f"minari_antmaze_{m}_{k}": ExternalDataset(
             key=f"minari_antmaze_{m}_{k}", format="minari", files=(),
             description=f"Minari D4RL/antmaze/{m}-{k}-v1 (re-recorded in gymnasium-robotics, converted to the D4RL frame)",
-            expected={"obs_dim": 29, "act_dim": 8},
+            expected=_widths(f"antmaze-{m}-{k}-v2"),
             options={"dataset_id": f"D4RL/antmaze/{m}-{k}-v1", "maze": m},
         )
         for m in ("medium", "large") for k in ("play", "diverse")
@@ -240,9 +243,9 @@ DATASETS: dict[str, Dataset] = {
                 RemoteFile(f"awac/{h}_bc_sparse4.npy", _AWAC_URL, member=f"{h}_bc_sparse4.npy"),
             ),
             description="AWAC Adroit binary: " + _AWAC_NOTE.format(h=h),
-            expected={"obs_dim": dims[0], "act_dim": dims[1], **_AWAC_EXPECTED.get(h, {})},
+            expected={**_widths(f"{h}-binary-v0"), **_AWAC_EXPECTED.get(h, {})},
         )
-        for h, dims in (("pen", (45, 24)), ("door", (39, 28)), ("relocate", (39, 30)))
+        for h in ("pen", "door", "relocate")
     },
     "robomimic_lift_ph": _robomimic("lift", "ph", 200),
     "robomimic_can_mh": _robomimic("can", "mh", 300),

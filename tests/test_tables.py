@@ -26,7 +26,7 @@ def test_table1_reads_the_codes_values():
     # the paper's Table 1 says 2 for every domain; the 1 on antmaze is the authors' code, which the
     # suite follows: the paper column stays the paper's, the code's departure has its own column
     assert min_q["paper"] == "2" and min_q[tables.MATCH_COLUMN] == "DIFFERS: antmaze"
-    assert min_q[tables.AUTHORS_CODE_COLUMN].startswith("antmaze 1 (scripts/expo_antmaze/")
+    assert min_q[tables.AUTHORS_CODE_COLUMN].startswith("antmaze 1 (--config.num_min_qs=1 in every scripts/expo_antmaze/")
     assert row(t1, "hyperparameter", "UTD ratio")[tables.AUTHORS_CODE_COLUMN] == ""
     schedule = row(t1, "hyperparameter", "beta schedule")
     assert [schedule[d] for d in tables.DOMAINS] == ["variance preserving"] * 4

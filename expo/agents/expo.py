@@ -178,7 +178,8 @@ class ExpoAgent(flax.struct.PyTreeNode):
 
 
 # The diffusion noise schedule of the base policy: variance preserving (the paper's Table 1; the
-# authors' EXPO builds vp_beta_schedule too). analysis/tables.py reports it from here.
+# authors' EXPO builds vp_beta_schedule too: expo/agents/sac/expo_learner.py:187 at bbd5713).
+# analysis/tables.py reports it from here.
 BETA_SCHEDULE = diffusion.vp_schedule
 
 

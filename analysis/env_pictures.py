@@ -10,7 +10,8 @@ environment), ``<out>/fig11_<env>.png`` per environment and ``<out>/fig11_status
 
 OpenGL needs a headless backend: `render_in_subprocess` runs this module in a child process with
 MUJOCO_GL=egl, then osmesa, since MuJoCo fixes its GL backend at import. An environment whose
-simulator is not installed (MimicGen) is listed in "failed" with the reason, never dropped.
+simulator cannot be built (e.g. EXPO_MIMICGEN=package without the mimicgen package) is listed in
+"failed" with the reason, never dropped.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-# (key, title, task): the task whose env is pictured. The robosuite Stack stand-in follows the
-# MimicGen Stack entry: it is the Stack task runnable with this suite's robosuite.
+# (key, title, task): the task whose env is pictured (MimicGen's two: the suite's robosuite 1.5 envs,
+# expo/envs/mimicgen_tasks, or MimicGen's own with EXPO_MIMICGEN=package).
 PICTURES = [
     ("antmaze_medium", "AntMaze medium (play, diverse)", "antmaze-medium-play-v2"),
     ("antmaze_large", "AntMaze large (play, diverse)", "antmaze-large-play-v2"),
@@ -35,7 +36,6 @@ PICTURES = [
     ("square", "Robomimic Square", "square"),
     ("threading", "MimicGen Threading", "threading"),
     ("stack", "MimicGen Stack", "stack"),
-    ("stack_robosuite", "robosuite Stack (stand-in for MimicGen Stack)", "stack_robosuite"),
 ]
 GL_BACKENDS = ("egl", "osmesa")
 STATUS_FILE = "fig11_status.json"

@@ -20,6 +20,8 @@ From results/ only, it writes into <out>:
 * ``sample_efficiency.csv`` and ``sample_efficiency_summary.csv``: EXPO's sample-efficiency ratio
   against each baseline, losses counted (definitions: `analysis.stats.sample_efficiency` and
   `summarize_sample_efficiency`);
+* ``claims.csv``: each claim of the paper the CPU-scale grids test, its measured effect (IQM
+  difference with a 95% stratified-bootstrap interval) and a verdict (`analysis.claims`);
 * ``REPORT.md`` (`analysis.report`): every figure with the runs behind each curve, missing runs,
   the tables above, Tables 1-2 when `python -m analysis.tables --out <out>` wrote them.
 
@@ -44,7 +46,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import completeness, stats  # noqa: E402
+from analysis import claims, completeness, stats  # noqa: E402
 from analysis.curves import (PAPER_WINDOW_BY_DOMAIN, aggregate, average_over_tasks,  # noqa: E402
                              check_window)
 from analysis.draw import (Panel, Series, atomic_savefig, draw_panels,  # noqa: E402
@@ -191,6 +193,22 @@ def draw_sweep(name, data, out_dir, options):
         return (0, v[1], label) if v is not None else (1, 0.0, label)
 
     return learning_curve_panels(data, options, style, order), notes
+
+
+def draw_claim_panels(name, data, out_dir, options):
+    """A folder of CPU-scale claims (analysis.claims): per task, one learning-curve panel per paper
+    figure, with the arms its claims compare (e.g. "Fig. 5": EXPO and EXPO without OTF backup)."""
+    panels, notes = [], []
+    for panel, labels in claims.panels(name):
+        subset = data[data["method"].isin(labels)]
+        missing = [x for x in labels if x not in set(subset["method"])]
+        if missing:
+            notes.append(f"{panel}: no runs yet of {', '.join(missing)}")
+        for p in learning_curve_panels(subset, options) if not subset.empty else []:
+            p.title = f"{panel}: {p.title}"
+            p.key = f"{p.key} {panel}"
+            panels.append(p)
+    return panels, notes
 
 
 def _demos_finals(final: pd.DataFrame, task: str) -> tuple[pd.DataFrame, list[str]]:
@@ -375,6 +393,10 @@ def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options
     d = data[data["figure"] == folder]
     draw = spec.draw if spec else draw_learning_curves
     title = spec.title if spec else f"results/{folder}: learning curves"
+    if spec is None and claims.panels(folder):
+        draw = draw_claim_panels
+        title = (f"results/{folder}: CPU-scale claims ("
+                 f"{', '.join(p for p, _ in claims.panels(folder))})")
     panels, notes = draw(folder, d, out_dir, options)
     result = _save(folder, title, [folder], panels, notes + dataset_notes(d), out_dir)
     if spec is not None and spec.extra_draw is not None:
@@ -527,6 +549,9 @@ def make_figures(results_dir="results", out_dir="figures", smooth: Optional[int]
     se_summary = stats.summarize_sample_efficiency(se)
     se_files = [write_csv(se, out_dir / "sample_efficiency.csv"),
                 write_csv(se_summary, out_dir / "sample_efficiency_summary.csv")]
+    claims_table = claims.evaluate_claims(data, reps=options.bootstrap_reps,
+                                          seed=options.bootstrap_seed)
+    claims_files = [write_csv(claims_table, out_dir / "claims.csv")]
     pictures = env_pictures(out_dir, options.env_pictures)
 
     statuses = {f: completeness.folder_status(f, loaded, expected_runs) for f in folders}
@@ -537,7 +562,7 @@ def make_figures(results_dir="results", out_dir="figures", smooth: Optional[int]
         statuses=statuses, absent=absent, warnings=loaded.warnings, final_best=final_best,
         iqm=iqm, iqm_excluded=iqm_excluded, iqm_files=iqm_files, sample_efficiency=se,
         sample_efficiency_summary=se_summary, se_files=se_files, env_pictures=pictures,
-        diverged=loaded.diverged))
+        diverged=loaded.diverged, claims=claims_table, claims_files=claims_files))
     print(f"\nwrote {report_path}", file=stream)
     written = {r.name: r.files for r in results}
     if pictures.get("rendered"):

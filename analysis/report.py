@@ -39,6 +39,8 @@ class ReportInputs:
     se_files: list[Path]
     env_pictures: dict
     diverged: list[str] = dataclasses.field(default_factory=list)  # "run: reason"
+    claims: Optional[pd.DataFrame] = None  # analysis.claims.evaluate_claims
+    claims_files: list[Path] = dataclasses.field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -310,6 +312,19 @@ def dynamics_section(root: Optional[Path] = None) -> list[str]:
     return lines
 
 
+def claims_section(inputs: ReportInputs) -> list[str]:
+    """The paper's claims that the CPU-scale grids test, with measured effects and verdicts."""
+    from analysis import claims
+
+    if inputs.claims is None or inputs.claims.empty:
+        return []
+    measured = inputs.claims[inputs.claims["verdict"] != claims.NOT_MEASURED]
+    if measured.empty:
+        return []
+    return (["## Claims tested at CPU scale", "", claims.DEFINITION, ""]
+            + claims.markdown(inputs.claims) + ["", f"Files: {links(inputs.claims_files)}", ""])
+
+
 def write_report(inputs: ReportInputs) -> Path:
     o = inputs.options
     by_name = {f.name: f for f in inputs.figures}
@@ -351,6 +366,7 @@ def write_report(inputs: ReportInputs) -> Path:
                      f"[{f.name}.png]({f.name}.png)"])
     lines += ["## Contents", ""] + table(["figure", "status", "runs drawn / expected", "image"],
                                           rows)
+    lines += claims_section(inputs)
     if inputs.diverged:
         lines += [f"## Diverged runs ({len(inputs.diverged)}): not drawn", "",
                   "These runs stopped because a loss, a parameter or an action stopped being finite "

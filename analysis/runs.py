@@ -15,7 +15,7 @@ analysis/SCHEMA.md.
   success, return, episodes, wall_time_s`` plus any further column eval.csv has. ``dataset`` is
   config.json's ``dataset.name`` ("" when absent): the figures say when it is an embedded one.
   ``method`` is the directory label; ``base_method`` and ``variant`` are its two parts
-  (`split_label`).
+  (`split_label`). ``finished`` is True when status.json says the run finished (`is_finished`).
   ``metric`` is ``protocol.metric`` from the run's config.json (``success_rate`` when absent)
   and ``value`` is the column that metric names (see `metric_column`), so plotting code reads
   ``value`` whatever the metric is.
@@ -51,7 +51,7 @@ EXPECTED_EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "wall_time
 DEFAULT_METRIC = "success_rate"
 KEY_COLUMNS = ("figure", "task", "method", "seed")
 ID_COLUMNS = KEY_COLUMNS + ("setting", "metric", "dataset")
-LABEL_COLUMNS = ("base_method", "variant")
+LABEL_COLUMNS = ("base_method", "variant", "finished")
 
 _SEED_DIR = re.compile(r"^seed_(-?\d+)$")
 
@@ -252,6 +252,16 @@ def divergence_reason(run_dir: Path) -> Optional[str]:
     return None
 
 
+def is_finished(run_dir: Path) -> bool:
+    """True when the run's status.json says it finished (a run still going, or one that stopped
+    early, has no such status)."""
+    try:
+        status = json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(status, dict) and status.get("finished") is True
+
+
 def load_runs(results_dir) -> LoadedRuns:
     """Load every run under `results_dir` (see the module docstring)."""
     root = Path(results_dir)
@@ -276,7 +286,8 @@ def load_runs(results_dir) -> LoadedRuns:
         ids = {"figure": run.figure, "task": run.task, "method": run.method, "seed": run.seed,
                "setting": str(cfg.get("setting", "")), "metric": metric,
                "dataset": str(dataset.get("name") or ""),
-               "base_method": base_method, "variant": variant}
+               "base_method": base_method, "variant": variant,
+               "finished": is_finished(run.path)}
         df = df.assign(**ids, value=pd.to_numeric(df[col], errors="coerce").astype(float))
         bad = ~np.isfinite(df["value"])
         if bad.any():

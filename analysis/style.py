@@ -68,7 +68,6 @@ TASK_NAMES = {
     "square": "Robomimic Square",
     "threading": "MimicGen Threading",
     "stack": "MimicGen Stack",
-    "stack_robosuite": "robosuite Stack (stand-in for MimicGen Stack)",
 }
 
 METRIC_LABELS = {

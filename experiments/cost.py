@@ -34,7 +34,7 @@ One run's seconds, with every count taken from its resolved config:
   + warm-start rollouts * horizon * (act_s + env_s)             Fig. 8: the buffer's warm start
 
 Where the built-in numbers come from (MEASURED, ENV_STEPS_PER_S): `python -m expo.bench` and
-`python -m expo.bench --envs` on the 2-core CPU machine in README "Measured", nothing else running.
+`python -m expo.bench --envs` on the 2-core CPU machine in docs/MEASURED.md, nothing else running.
 They are CPU costs: the hours are that machine's (the simulators run on a CPU either way).
 
 Simplifications, stated rather than hidden:
@@ -56,12 +56,12 @@ import math
 import tomllib
 from pathlib import Path
 
-# `python -m expo.bench`, README "Measured": median seconds of one update call (= one env step: utd
+# `python -m expo.bench`, docs/MEASURED.md: median seconds of one update call (= one env step: utd
 # critic minibatches + the policy updates) and of one acting call (the policy for one state), per
 # agent module and scale, at each scale's sizes.
 MEASURED: dict = {
-    "machine": "the 2-core x86-64 CPU of README 'Measured' (no GPU)",
-    "source": "per-step costs from `python -m expo.bench` on that machine (README 'Measured')",
+    "machine": "the 2-core x86-64 CPU of docs/MEASURED.md (no GPU)",
+    "source": "per-step costs from `python -m expo.bench` on that machine (docs/MEASURED.md)",
     "agents": {
         "expo.agents.expo": {
             "paper": {"update_s": 8.5770, "act_s": 5.09e-3, "N": 8, "utd": 20},
@@ -74,16 +74,22 @@ MEASURED: dict = {
     },
 }
 
-# `python -m expo.bench --envs --env-steps 2000` (README "Tasks and data"): env steps per second
+# `python -m expo.bench --envs --env-steps 2000` (docs/TASKS.md): env steps per second
 # under uniform random actions, resets included.
 ENV_STEPS_PER_S: dict[str, float] = {
     "antmaze-medium-play-v2": 3030.0, "antmaze-medium-diverse-v2": 3030.0,
     "antmaze-large-play-v2": 2960.0, "antmaze-large-diverse-v2": 2960.0,
     "pen-binary-v0": 4580.0, "door-binary-v0": 4290.0, "relocate-binary-v0": 4070.0,
-    "lift": 179.0, "can": 144.0, "square": 148.0, "stack_robosuite": 166.0,
+    "lift": 179.0, "can": 144.0, "square": 148.0,
+    # The suite's MimicGen envs (expo/envs/mimicgen_tasks, lite_physics=False) were measured on the same
+    # machine WITH A BACKGROUND LOAD (other experiments on both cores), next to lift in the same process,
+    # so they are lift's idle 179 times their speed relative to lift: threading 66.7 / 102.9 steps/s
+    # (0.65), stack 76.5 / 102.9 (0.74) at load ~4.5; `python -m expo.bench --envs --tasks
+    # lift,threading,stack --env-steps 400` at load ~10 gave 10 / 8 / 7 steps/s (0.8, 0.7).
+    "threading": 116.0, "stack": 133.0,
 }
-# Not measured (MimicGen needs robosuite 1.4): charged a measured robosuite task of the same kind.
-ENV_PROXY: dict[str, str] = {"stack": "stack_robosuite", "threading": "can"}
+# Tasks charged another task's measured speed (none: every task is measured).
+ENV_PROXY: dict[str, str] = {}
 
 EXPO_AGENT = "expo.agents.expo"
 COST_KEYS = ("update_s", "act_s")
@@ -104,7 +110,7 @@ class StepCosts:
     methods: dict                     # method -> scale -> reference costs
     env_steps_per_s: dict             # task -> env steps per second
     env_source: str = ("simulator speeds from `python -m expo.bench --envs` on that machine too "
-                       "(README 'Tasks and data')")
+                       "(docs/TASKS.md)")
 
 
 BUILT_IN = StepCosts(machine=MEASURED["machine"], source=MEASURED["source"],

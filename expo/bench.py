@@ -217,7 +217,7 @@ def bench_envs(tasks: list[str], steps: int) -> None:
     for task in tasks:
         try:
             r = bench_env(task, steps)
-        except ImportError as e:  # an optional simulator (MimicGen) that is not installed
+        except ImportError as e:  # an optional simulator not installed (e.g. EXPO_MIMICGEN=package without mimicgen)
             print(f"{task:28} unavailable: {' '.join(str(e).split())[:100]}", flush=True)
             continue
         print(f"{r['task']:28} {r['obs']:>4} {r['act']:>4} {r['make_s']:>7.2f} {r['steps_per_s']:>8.0f}  "

@@ -47,11 +47,14 @@ class TaskSpec:
     # offline data); a run that pretrains starts updating at once (expo/config.py).
     start_training: int
     start_training_source: str  # where the value comes from: an authors' script, or the suite
-    dataset: str                # key of expo/data/registry.py DATASETS
+    dataset: str                # key of expo/data/registry.py DATASETS: what a run uses by default
     num_demos: Optional[int]    # demos used (Table 2); None = the whole dataset
     embedded: bool              # True: a scripted expert generates the dataset on this machine
     env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # domain maker options
     paper_task: bool = True     # False: a clearly named stand-in that is not one of the paper's 12
+    # The paper's own dataset where the default is an embedded one ("" = the default is the
+    # paper's): what `python -m expo.data fetch <task>` downloads and the figure grids run on.
+    paper_dataset: str = ""
     deviations: str = ""
 
     def __post_init__(self):
@@ -129,7 +132,7 @@ def _adroit(name: str, hand: str, obs_dim: int, act_dim: int, horizon: int) -> T
 
 def _robosuite(name: str, domain: str, env_name: str, obs_dim: int, horizon: int, dataset: str,
                num_demos: Optional[int], embedded: bool = False, beta_offline_to_online: float = 0.1,
-               paper_task: bool = True, deviations: str = "", backend: str = "",
+               paper_task: bool = True, deviations: str = "", backend: str = "", paper_dataset: str = "",
                start_training_source: str = "code: scripts/expo_robomimic/expo_square.sh"
                ) -> TaskSpec:
     return TaskSpec(
@@ -142,7 +145,32 @@ def _robosuite(name: str, domain: str, env_name: str, obs_dim: int, horizon: int
         num_min_qs=2, edit_dropout=0.0, start_training=5_000,
         start_training_source=start_training_source,
         dataset=dataset, num_demos=num_demos, embedded=embedded, paper_task=paper_task,
-        deviations=" ".join(x for x in (TIMEOUT_IS_TRUNCATION, deviations) if x),
+        paper_dataset=paper_dataset, deviations=" ".join(x for x in (TIMEOUT_IS_TRUNCATION, deviations) if x),
+    )
+
+
+MIMICGEN_BACKEND = ("the suite's robosuite 1.5 rewrite of MimicGen's env (expo/envs/mimicgen_tasks; "
+                    "EXPO_MIMICGEN=package: MimicGen's own)")
+
+
+def _mimicgen_deviations(task: str, composition: str) -> str:
+    """What differs from MimicGen's env and data (docs/MIMICGEN.md has the details and sources)."""
+    env = {"threading": "Threading_D0", "stack": "Stack_D0"}[task]
+    return (
+        f"Embedded dataset: demonstrations from a noisy scripted expert in the suite's {env} (the paper uses "
+        f"MimicGen's {composition} D0 demos, recorded with robosuite 1.4.1; the same loader reads those "
+        f"files: dataset.name=mimicgen_{task}). The env is the suite's robosuite 1.5 rewrite of MimicGen's "
+        f"{env} (expo/envs/mimicgen_tasks, from MimicGen at commit 72bd767): same objects, table, D0 placement "
+        "ranges and rotations, success test, control frequency and low-dim observation (for the same MuJoCo "
+        "state it gives what MimicGen's files store). What cannot be the same in robosuite 1.5: the arm "
+        "controller is robosuite 1.5's composite BASIC / OSC_POSE (a MimicGen file's OSC_POSE part config "
+        "is converted by robosuite's refactor_composite_controller_config); the model XML is robosuite "
+        "1.5's (Panda, gripper and mount files reformatted, gripper parts renamed gripper0_right_*; the "
+        "MuJoCo state has the same joints in the same order, so stored states load as they are); MuJoCo "
+        "3.3 instead of 2.3.2; MimicGen's extra agentview_full camera (rendering only) is not added. "
+        "Stepping uses robosuite 1.5's lite_physics=False, its setting for robosuite 1.4.1's stepping."
+        + (" robosuite 1.5 orders Stack's cube observables differently; the env restores 1.4.1's order."
+           if task == "stack" else "")
     )
 
 
@@ -156,6 +184,7 @@ _TASK_LIST = [
     _adroit("relocate-binary-v0", "Relocate", 39, 30, 200),
     _robosuite(
         "lift", "robomimic", "Lift", 19, 400, "lift_scripted", 10, embedded=True,
+        paper_dataset="robomimic_lift_ph",
         deviations=(
             "Embedded dataset: demonstrations from a noisy scripted expert in robosuite 1.5 "
             "(the paper uses robomimic v0.1 Lift PH, recorded with robosuite 1.4.1; the same "
@@ -164,29 +193,28 @@ _TASK_LIST = [
     ),
     _robosuite("can", "robomimic", "PickPlaceCan", 23, 400, "robomimic_can_mh", 300),
     _robosuite("square", "robomimic", "NutAssemblySquare", 23, 400, "robomimic_square_ph", 200),
-    _robosuite("threading", "mimicgen", "Threading_D0", 37, 400, "mimicgen_threading", 50,
-               beta_offline_to_online=0.05,
-               start_training_source="code: scripts/expo_mimicgen/expo_threading.sh", backend="MimicGen on robosuite (optional install)"),
-    _robosuite("stack", "mimicgen", "Stack_D0", 32, 200, "mimicgen_stack", 200,
-               beta_offline_to_online=0.05,
-               start_training_source="suite's choice: Threading's script (none for Stack)", backend="MimicGen on robosuite (optional install)"),
-    # Not one of the paper's 12: robosuite's own Stack with embedded scripted data, so that a second
-    # task runs with no download. Same observation layout (32) and horizon (200) as MimicGen Stack_D0.
     _robosuite(
-        "stack_robosuite", "robomimic", "Stack", 32, 200, "stack_scripted", 10, embedded=True,
-        beta_offline_to_online=0.05, paper_task=False,
-        start_training_source="suite's choice, as MimicGen Stack",
-        backend="robosuite 1.5 Stack (stand-in for MimicGen Stack_D0)",
-        deviations=(
-            "Stand-in task, not the paper's: robosuite's Stack env with demonstrations from a noisy "
-            "scripted expert, instead of MimicGen Stack_D0 with the authors' 200-demo subset."
-        ),
+        "threading", "mimicgen", "Threading_D0", 37, 400, "threading_scripted", 50, embedded=True,
+        paper_dataset="mimicgen_threading",
+        beta_offline_to_online=0.05, start_training_source="code: scripts/expo_mimicgen/expo_threading.sh",
+        backend=MIMICGEN_BACKEND, deviations=_mimicgen_deviations("threading", "10 human + 40 generated"),
+    ),
+    _robosuite(
+        "stack", "mimicgen", "Stack_D0", 32, 200, "stack_scripted", 200, embedded=True,
+        paper_dataset="mimicgen_stack",
+        beta_offline_to_online=0.05, start_training_source="suite's choice: Threading's script (none for Stack)",
+        backend=MIMICGEN_BACKEND, deviations=_mimicgen_deviations("stack", "10 human + 190 generated"),
     ),
 ]
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in _TASK_LIST}
 PAPER_TASKS: tuple[str, ...] = tuple(name for name, spec in TASKS.items() if spec.paper_task)
 DOMAINS: tuple[str, ...] = ("antmaze", "adroit", "robomimic", "mimicgen")
+
+
+def paper_dataset(spec: TaskSpec) -> str:
+    """The dataset the paper used for the task (its default unless that is an embedded one)."""
+    return spec.paper_dataset or spec.dataset
 
 
 def get_task(name: str) -> TaskSpec:

@@ -4,7 +4,7 @@ at once.
 The k agents are one pytree whose leaves have a leading axis of size k; one jitted, vmapped update
 steps them all, each on its own minibatch, and one vmapped acting call picks every seed's action. On
 a GPU that turns k small programs into one k-times-wider one; on a CPU that is already busy with one
-seed's matrix products it saves little (see the README's Speed section).
+seed's matrix products it saves little (see docs/MEASURED.md, Speed).
 
 k = 1 is the ordinary run: the module's own functions on the unstacked agent, so a run with
 seeds_per_process=1 computes exactly what it always did. For k > 1, seed i's results are determined by

@@ -57,7 +57,7 @@ def test_the_line_names_the_machine_and_never_says_gpu_hours_for_cpu_costs(a100)
     assert "per-step costs from " in line and "GPU-hours" not in line
     assert line.endswith("charged EXPO's per-step cost (not measured): rlpd")
     built_in = cost.describe([_cost_cfg()])
-    assert "hours on the 2-core x86-64 CPU of README 'Measured' (no GPU)" in built_in
+    assert "hours on the 2-core x86-64 CPU of docs/MEASURED.md (no GPU)" in built_in
     assert "not GPU-hours" in built_in and "step_costs=<file>" in built_in
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from expo.data import __main__ as data_cli
 from expo.data import registry, verify
-from expo.protocol import TASKS
+from expo.protocol import TASKS, paper_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -563,22 +563,19 @@ def test_every_recorded_fact_is_one_verify_measures():
         assert set(facts) <= set(verify.FACTS), (key, set(facts) - set(verify.FACTS))
 
 
-def test_a_can_file_at_the_lift_ph_path_fails_verify_without_a_task(world, capsys):
-    """robomimic_lift_ph is used by no task (only by dataset.name=...): verify compares the file with
-    the registry's own widths and env (item 3)."""
-    assert not any(spec.dataset == "robomimic_lift_ph" for spec in TASKS.values())
+def test_a_can_file_at_the_lift_ph_path_fails_verify_against_lift(world, capsys):
+    """robomimic_lift_ph is lift's paper dataset (protocol paper_dataset; the default is the embedded
+    data): verify compares the file with the lift task's widths (item 3)."""
+    assert paper_dataset(TASKS["lift"]) == "robomimic_lift_ph" != TASKS["lift"].dataset
     path = entry_of("robomimic_lift_ph").path()
     write_robomimic(path, demos=200, steps=2)  # Can's layout (23-dim observations), env PickPlaceCan
     assert data_cli.main(["verify", "robomimic_lift_ph"]) == 1
     out = capsys.readouterr().out
     lines = problem_lines(out, "robomimic_lift_ph")
-    assert any("obs_dim is 23, the registry expects 19" in x for x in lines), lines
-    assert any("env_name is 'PickPlaceCan', the registry expects 'Lift'" in x for x in lines), lines
+    assert any("give obs dim 23" in x and "task 'lift' expects 19" in x for x in lines), lines
     for line in lines:
         assert str(path) in line
         assert_fix_names_the_right_command(line, "robomimic_lift_ph", present=True)
-    write_robomimic(path, demos=200, steps=2, env_name="Lift")  # the right layout and env: ok
-    assert data_cli.main(["verify", "robomimic_lift_ph"]) == 0
 
 
 def test_a_different_release_of_the_awac_files_is_a_mismatch(world, capsys):
@@ -613,7 +610,7 @@ TRAIN_CASES = [  # a representative case per format: (case id of CASES, extra tr
     ("awac-wrong-shapes", (f"task={AWAC_TASK}",)),
     ("robomimic-env-args-not-json", (f"task={ROBO_TASK}", "dataset.num_demos=2")),  # item 2
     ("robomimic-other-env", (f"task={ROBO_TASK}", "dataset.num_demos=2")),
-    ("mimicgen-other-env", (f"task={MG_TASK}",)),
+    ("mimicgen-other-env", (f"task={MG_TASK}", f"dataset.name={MG_KEY}")),  # the embedded data are the default
     ("minari-wrong-env", (f"task={D4RL_TASK}", f"dataset.name={MINARI_KEY}")),
 ]
 

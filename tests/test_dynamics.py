@@ -40,7 +40,7 @@ def assert_agrees(report):
 # ------------------------------------------------------------------------------ robomimic (embedded)
 
 def test_embedded_lift_agrees(tiny_world, capsys):
-    assert run_cli("lift", "--dynamics", "--transitions", "120") == 0
+    assert run_cli("lift_scripted", "--dynamics", "--transitions", "120") == 0
     out = capsys.readouterr().out
     r = report_of("lift_scripted")
     assert r["state"] == "exact" and r["transitions"] == 120 and not r["unmapped"]

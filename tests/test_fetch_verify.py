@@ -22,7 +22,7 @@ from expo.data.fetch import FetchError, download, drive_confirm_url, fetch_file
 from expo.data.registry import ExternalDataset, RemoteFile
 from expo.data.robomimic_hdf5 import write_robomimic_hdf5
 from expo.envs.robomimic import ROBOMIMIC_OBS_KEYS
-from expo.protocol import TASKS, get_task
+from expo.protocol import TASKS, get_task, paper_dataset
 
 SOURCE = bytes(np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8))
 
@@ -262,7 +262,7 @@ def tiny(root, monkeypatch, server):
         return entry
 
     monkeypatch.setitem(TASKS, "tiny-task", dataclasses.replace(
-        get_task("lift"), name="tiny-task", dataset="tiny_robomimic", paper_task=False))
+        get_task("lift"), name="tiny-task", dataset="tiny_robomimic", paper_task=False, paper_dataset=""))
     return register
 
 
@@ -374,20 +374,31 @@ def test_members_of_a_failed_archive_are_not_retried(root, server, monkeypatch, 
     assert "HTTP 404" in out and "b.npy: skipped" in out and "not fetched: two" in out
 
 
-def test_fetch_of_an_embedded_task_generates_instead(root, capsys):
+def test_fetch_of_an_embedded_dataset_generates_instead(root, capsys):
     entry = registry.DATASETS[get_task("lift").dataset]
     entry.path().parent.mkdir(parents=True)
     entry.path().write_bytes(b"stand-in")  # present: ensure_generated must not run the expert
-    assert cli.main(["fetch", "lift"]) == 0
+    assert cli.main(["fetch", "lift_scripted"]) == 0
     out = capsys.readouterr().out
     assert "generated on this machine" in out and "python -m expo.data generate lift" in out
     assert f"{entry.path()}: already present, skipped" in out
 
 
+def test_fetch_of_a_task_means_the_papers_data_and_verify_checks_both():
+    """lift, threading and stack run on embedded data by default; fetch <task> downloads the file
+    the paper used, verify <task> checks both."""
+    assert fetch.datasets_for("lift") == {"robomimic_lift_ph": ("lift",)}
+    assert fetch.datasets_for("threading") == {"mimicgen_threading": ("threading",)}
+    assert fetch.datasets_for("stack") == {"mimicgen_stack": ("stack",)}
+    assert list(fetch.datasets_for("stack", everything="tasks")) == ["stack_scripted", "mimicgen_stack"]
+
+
 def test_fetch_all_means_the_paper_tasks_external_downloads():
     keys = fetch.datasets_for("all")
-    assert set(keys) == {TASKS[t].dataset for t in TASKS if TASKS[t].paper_task}
-    assert "stack_scripted" not in keys and keys["robomimic_can_mh"] == ("can",)
+    assert set(keys) == {paper_dataset(TASKS[t]) for t in TASKS if TASKS[t].paper_task}
+    assert {"robomimic_lift_ph", "mimicgen_threading", "mimicgen_stack"} <= set(keys)
+    assert not any(isinstance(registry.DATASETS[k], registry.GeneratedDataset) for k in keys)
+    assert keys["mimicgen_stack"] == ("stack",) and keys["robomimic_can_mh"] == ("can",)
     assert fetch.datasets_for("square") == {"robomimic_square_ph": ("square",)}
     with pytest.raises(KeyError, match="unknown task or dataset"):
         fetch.datasets_for("nope")

@@ -194,7 +194,7 @@ def test_malformed_grids_fail_with_one_line(spec, message):
 
 def test_existing_simple_grids_still_expand():
     assert len(expand("quickstart")) == 8 and len(expand("demo")) == 4 and len(expand("baselines")) == 24
-    assert {c["method"]: c["steps"] for c in expand("demo")} == {"expo": 7_500, "bc": 0}
+    assert {c["method"]: c["steps"] for c in expand("demo")} == {"expo": 10_000, "bc": 0}
 
 
 # ------------------------------------------------------------------------ compute estimate
@@ -257,7 +257,7 @@ def test_cost_of_real_grids_is_finite_and_says_what_it_rests_on(paper_runs):
     for name in PAPER_FIGURES:
         assert 0 < cost.estimate_hours(paper_runs[name]) < float("inf")
     line = cost.describe(paper_runs["fig4"])
-    assert "hours on the 2-core x86-64 CPU of README 'Measured' (no GPU) for 180 runs" in line
+    assert "hours on the 2-core x86-64 CPU of docs/MEASURED.md (no GPU) for 180 runs" in line
     assert "not GPU-hours" in line
     assert line.endswith("charged EXPO's per-step cost (not measured): calql, dac, idql")
     mini = cost.estimate_hours(expand("fig4", scale="mini"))

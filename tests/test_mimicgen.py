@@ -1,17 +1,14 @@
-"""MimicGen Threading / Stack: a clear error without the package; the env checks when it is installed."""
+"""MimicGen Threading / Stack backends: the built-in envs by default, MimicGen's own package on request
+(EXPO_MIMICGEN=package), with one clear error when it is asked for and not installed."""
 import builtins
 
 import numpy as np
 import pytest
 
 from expo.envs import make_env
-from expo.envs.mimicgen import MimicGenUnavailable, mimicgen_available
+from expo.envs.mimicgen import BACKEND_VARIABLE, MimicGenUnavailable, mimicgen_available, mimicgen_backend
 from expo.protocol import get_task
 
-MIMICGEN = mimicgen_available()
-needs_mimicgen = pytest.mark.skipif(
-    not MIMICGEN, reason="mimicgen is not installed (not on PyPI; needs robosuite 1.4.1: see expo/envs/mimicgen.py)"
-)
 TASKS = ("threading", "stack")
 
 
@@ -30,19 +27,28 @@ def without_mimicgen(monkeypatch):
 
 
 @pytest.mark.parametrize("name", TASKS)
-def test_missing_mimicgen_is_one_clear_error(name, without_mimicgen):
+def test_asking_for_the_missing_package_is_one_clear_error(name, without_mimicgen, monkeypatch):
+    monkeypatch.setenv(BACKEND_VARIABLE, "package")
+    assert not mimicgen_available()
     with pytest.raises(MimicGenUnavailable) as err:
         make_env(get_task(name), seed=0)
     message = str(err.value)
     assert "\n" not in message
     assert "mimicgen is not installed" in message and "github.com/NVlabs/mimicgen" in message
-    assert "robosuite 1.4.1" in message and "stack_robosuite" in message
+    assert "robosuite 1.4.1" in message and "unset EXPO_MIMICGEN" in message
     assert isinstance(err.value, ImportError)
 
 
-@needs_mimicgen
+def test_an_unknown_backend_names_the_valid_ones(monkeypatch):
+    monkeypatch.setenv(BACKEND_VARIABLE, "mimicgen-1.0")
+    with pytest.raises(MimicGenUnavailable, match="names no MimicGen backend; fix: set it to one of builtin, package"):
+        mimicgen_backend()
+
+
 @pytest.mark.parametrize("name", TASKS)
-def test_mimicgen_env_dims_seeding_and_step(name):
+def test_the_default_backend_needs_no_package(name, without_mimicgen, monkeypatch):
+    monkeypatch.delenv(BACKEND_VARIABLE, raising=False)
+    assert mimicgen_backend() == "builtin" and mimicgen_available()
     spec = get_task(name)
     env = make_env(spec, seed=0)
     try:
@@ -59,7 +65,6 @@ def test_mimicgen_env_dims_seeding_and_step(name):
         env.close()
 
 
-@needs_mimicgen
 def test_stack_success_through_sim_state():
     env = make_env(get_task("stack"), seed=0)
     try:

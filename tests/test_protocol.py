@@ -54,9 +54,8 @@ def test_domain_conventions():
             assert spec.transform_reward(1.0) == 1.0 and spec.terminate_on == "success"
             assert (spec.eval_interval, spec.eval_episodes, spec.metric) == (10_000, 50, "success_rate")
             assert spec.beta_online == 0.05 and spec.pretrain_steps == 200_000
-            # MimicGen's 0.05; the Stack stand-in keeps the values of the task it stands in for
-            mimicgen_like = spec.domain == "mimicgen" or spec.name == "stack_robosuite"
-            assert spec.beta_offline_to_online == (0.05 if mimicgen_like else 0.1)
+            # MimicGen's 0.05, robomimic's 0.1
+            assert spec.beta_offline_to_online == (0.05 if spec.domain == "mimicgen" else 0.1)
 
 
 def test_table2_demo_counts():

@@ -1,4 +1,4 @@
-"""The embedded stack_robosuite task: scripted Stack expert, its dataset file, and a tiny run end to end."""
+"""The embedded MimicGen Stack_D0 task (`stack`): scripted Stack expert, its dataset file, and a tiny run end to end."""
 import json
 
 import h5py
@@ -13,7 +13,7 @@ from expo.envs.robomimic import ROBOMIMIC_OBS_KEYS
 from expo.protocol import get_task
 from tests.conftest import tiny_train_run, use_tiny_dataset
 
-SPEC = get_task("stack_robosuite")
+SPEC = get_task("stack")
 STACKED_DZ = 0.045  # cube A's centre above cube B's when A rests on B (half-sides 0.02 + 0.025)
 
 
@@ -69,7 +69,7 @@ def test_generated_file_reads_as_a_stack_dataset(generated):
     with h5py.File(path, "r") as f:
         data = f["data"]
         env_args = json.loads(data.attrs["env_args"])
-        assert env_args["env_name"] == "Stack" and env_args["type"] == 1
+        assert env_args["env_name"] == "Stack_D0" and env_args["type"] == 1
         gen = json.loads(data.attrs["expo_generator"])
         assert (gen["expert"], gen["noise"], gen["seed"]) == ("stack", 0.25, 5)
         assert gen["expert_version"] == EXPERT_VERSION
@@ -118,21 +118,21 @@ def test_registry_entry_names_the_stack_expert():
 
 @pytest.mark.slow  # heavy end-to-end check: make test-heavy (CI runs it)
 def test_tiny_training_run_on_stack(tmp_path, monkeypatch):
-    """tests/test_train.py's tiny run, on stack_robosuite: a 3-demo file from the registry, horizon 15."""
-    summary = use_tiny_dataset(monkeypatch, tmp_path / "data_root", "stack_scripted", "stack_robosuite",
+    """tests/test_train.py's tiny run, on stack: a 3-demo file from the registry, horizon 15."""
+    summary = use_tiny_dataset(monkeypatch, tmp_path / "data_root", "stack_scripted", "stack",
                                horizon=15, num_demos=3, noise=0.0)
     assert summary["num_demos"] == 3  # generated with the real horizon: the expert needs ~70 steps
     run_dir, rows, _ = tiny_train_run(tmp_path / "results", {
-        "task": "stack_robosuite", "figure": "t", "seed": 0,
+        "task": "stack", "figure": "t", "seed": 0,
         "scale": "mini", "steps": 12, "pretrain_steps": 20, "pretrain_chunk": 20, "eval_interval": 12,
         "eval_episodes": 1, "log_interval": 6, "progress": False, "dataset.num_demos": 2,
         "agent.hidden_dims": (16, 16), "agent.diffusion_width": 16, "agent.time_dim": 8,
         "agent.N": 2, "agent.n_edit": 2, "agent.T": 2, "agent.utd": 1, "agent.batch_size": 8,
     })
-    assert run_dir == tmp_path / "results" / "t" / "stack_robosuite" / "expo" / "seed_0"
+    assert run_dir == tmp_path / "results" / "t" / "stack" / "expo" / "seed_0"
     assert [int(r["env_step"]) for r in rows] == [0, 12]
     for r in rows:
         assert 0.0 <= float(r["success"]) <= 1.0 and 1 <= float(r["episode_length"]) <= 15
     saved = json.loads((run_dir / "config.json").read_text())
-    assert saved["protocol"]["name"] == "stack_robosuite" and saved["protocol"]["obs_dim"] == 32
-    assert saved["protocol"]["paper_task"] is False
+    assert saved["protocol"]["name"] == "stack" and saved["protocol"]["obs_dim"] == 32
+    assert saved["protocol"]["paper_task"] is True

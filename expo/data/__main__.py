@@ -3,9 +3,12 @@
   python -m expo.data fetch <task|dataset|all> [--force] [--no-progress] [--retries N]
   python -m expo.data verify [task|dataset|all] [--no-hash]
   python -m expo.data verify <task|dataset|all> --dynamics [--transitions K] [--seed S] [--tolerance X]
-  python -m expo.data generate lift [--noise X] [--num-demos K] [--seed S] [--out PATH] [--force]
+  python -m expo.data generate lift|stack|threading [--noise X] [--num-demos K] [--seed S] [--out PATH] [--force]
+  python -m expo.data experts lift|stack|threading [--episodes N] [--seed S] [--noise X ...] [--out-dir DIR]
 
-The logic lives in expo/data/fetch.py, expo/data/verify.py and expo/data/__init__.py; this file only
+The logic lives in expo/data/fetch.py, expo/data/verify.py, expo/data/__init__.py and
+expo/data/experts/measure.py (`experts`: each scripted expert's success rate, noise-free and at its
+data's noise, written to <out-dir>/<task>.csv, default results/experts/); this file only
 parses arguments. Exit status 0 means everything asked for is present and ok.
 """
 from __future__ import annotations
@@ -49,8 +52,19 @@ def main(argv=None) -> int:
     gen.add_argument("--max-attempts", type=int, help="episodes to try at most (default: 4 * demos + 20)")
     gen.add_argument("--out", type=Path, help="output file (default: the data-root path runs load)")
     gen.add_argument("--force", action="store_true", help="regenerate even if the file exists")
+
+    experts = sub.add_parser("experts", help="measure a scripted expert's success rate (noise-free and at its "
+                                             "data's noise) and write it to <out-dir>/<task>.csv")
+    experts.add_argument("expert", choices=sorted(EXPERTS))
+    experts.add_argument("--episodes", type=int, default=50, help="seeded episodes per noise level (default 50)")
+    experts.add_argument("--seed", type=int, default=0, help="seed of the env and episodes (default 0)")
+    experts.add_argument("--noise", type=float, action="append", default=[],
+                         help="an extra noise level to measure (repeatable)")
+    experts.add_argument("--out-dir", type=Path, default=Path("results/experts"), help="default results/experts")
     args = parser.parse_args(argv)
 
+    if args.command == "experts":
+        return _experts(args)
     if args.command == "fetch":
         return _fetch(args)
     if args.command == "verify":
@@ -119,6 +133,18 @@ def _dynamics(args) -> int:
         path = write_report_json(report)
         print(format_report(report) + f"\n({report.seconds:.1f} s; written to {path})\n")
     return 1 if failed else 0
+
+
+def _experts(args) -> int:
+    from expo.data.experts.measure import measure_expert
+
+    if args.episodes < 1:
+        print(f"error: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
+        return 2
+    data_noise = DATASETS[DEFAULT_FOR_EXPERT[args.expert]].noise
+    path = measure_expert(args.expert, data_noise, args.episodes, args.seed, args.out_dir, args.noise)
+    print(f"wrote {path}")
+    return 0
 
 
 def _generate(args) -> int:

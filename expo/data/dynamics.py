@@ -388,27 +388,20 @@ def _robosuite_version() -> str:
 
 
 def _robosuite_env(entry, spec, env_args):
-    """The suite's env for the data (built from the file's env_args, as a run builds it) and a note when a
-    stand-in has to be used (MimicGen's envs without the mimicgen package)."""
+    """The suite's env for the data, built from the file's env_args as a run builds it (MimicGen's
+    Threading_D0 / Stack_D0: the suite's own robosuite 1.5 envs, expo/envs/mimicgen_tasks, or
+    MimicGen's with EXPO_MIMICGEN=package), and no note."""
     from expo.envs.robomimic import RobosuiteLowDimEnv, _import_robosuite, dataset_env_kwargs
 
     _import_robosuite()  # first, with its log noise filtered (the kwargs conversion imports robosuite too)
     kwargs = dataset_env_kwargs(entry)
-    env_name, note = spec.env_name, None
     if spec.domain == "mimicgen":
-        from expo.envs.mimicgen import mimicgen_available
+        from expo.envs.mimicgen import register_mimicgen_envs
 
-        if not mimicgen_available():
-            stand_in = {"Stack_D0": "Stack"}.get(spec.env_name)
-            if stand_in is None:
-                raise DynamicsError(f"{entry.paths()[-1]}: recorded in MimicGen's {spec.env_name}, which needs the "
-                                    f"mimicgen package (not installed) and has no robosuite stand-in; fix: see "
-                                    f"expo/envs/mimicgen.py to install it")
-            env_name, note = stand_in, (f"mimicgen is not installed: checked in robosuite's {stand_in}, the suite's "
-                                        f"stand-in for {spec.env_name} (same objects and robot)")
-    core = RobosuiteLowDimEnv(env_name, seed=0, env_kwargs=kwargs)
+        register_mimicgen_envs()  # Threading_D0 / Stack_D0 into robosuite's registry (the chosen backend)
+    core = RobosuiteLowDimEnv(spec.env_name, seed=0, env_kwargs=kwargs)
     core.reset(seed=0)  # fills last_obs_dict (the group widths) and the controllers' state
-    return core, note
+    return core, None
 
 
 def _mapped_state(sim, env_layout, stored_layout, state, nq, unmapped: set) -> np.ndarray:

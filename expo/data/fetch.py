@@ -44,7 +44,7 @@ from tqdm import tqdm
 from expo.data.errors import DatasetError
 from expo.data.paths import data_root
 from expo.data.registry import DATASETS, ExternalDataset, GeneratedDataset, RemoteFile
-from expo.protocol import PAPER_TASKS, TASKS
+from expo.protocol import PAPER_TASKS, TASKS, paper_dataset
 
 CHUNK = 1 << 20
 USER_AGENT = "expo-suite-fetch/0.1 (python urllib)"
@@ -67,19 +67,27 @@ def datasets_for(name: Optional[str], everything: str = "paper") -> dict[str, tu
     """Registry keys `name` stands for -> the tasks that use each (every task of TASKS, not only
     the ones asked for, so a table can say who depends on a dataset).
 
-    name: a task (its protocol dataset), a dataset key, or "all"/None. "all" means the datasets of
-    the paper's 12 tasks when everything == "paper" (what fetch downloads), of every task in TASKS
-    when everything == "tasks" (what verify checks, the embedded stand-in included). Keys named by
-    a task but absent from the registry are returned too; callers report them.
+    name: a task, a dataset key, or "all"/None. everything == "paper" (what fetch downloads): a
+    task means the dataset the paper used (`protocol.paper_dataset`: robomimic Lift PH for lift, the
+    MimicGen files for threading and stack, whose defaults are embedded data), "all" the paper's
+    datasets of the 12 tasks. everything == "tasks" (what verify checks): a task means its default
+    dataset and the paper's, "all" those of every task in TASKS. Keys named by a task but absent
+    from the registry are returned too; callers report them.
     """
+    def keys_of(task: str) -> list[str]:
+        spec = TASKS[task]
+        paper = paper_dataset(spec)
+        return [paper] if everything == "paper" else list(dict.fromkeys((spec.dataset, paper)))
+
     users: dict[str, list[str]] = {}
-    for task, spec in TASKS.items():
-        users.setdefault(spec.dataset, []).append(task)
+    for task in TASKS:
+        for key in dict.fromkeys((TASKS[task].dataset, paper_dataset(TASKS[task]))):
+            users.setdefault(key, []).append(task)
     if name is None or name == "all":
         tasks = PAPER_TASKS if everything == "paper" else tuple(TASKS)
-        keys = list(dict.fromkeys(TASKS[t].dataset for t in tasks))
+        keys = list(dict.fromkeys(k for t in tasks for k in keys_of(t)))
     elif name in TASKS:
-        keys = [TASKS[name].dataset]
+        keys = keys_of(name)
     elif name in DATASETS:
         keys = [name]
     else:

@@ -41,6 +41,8 @@ from expo.data.experts.common import (
 # Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
 EXPERT_VERSION = 1
 
+TASK = "lift"
+
 # Slices of the 19-dim Lift observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order).
 _CUBE_POS = slice(0, 3)
 _CUBE_QUAT = slice(3, 7)  # xyzw, robosuite's convention
@@ -126,5 +128,5 @@ def generate_lift_dataset(path, num_demos: int, noise: float, seed: int, max_att
                           progress: bool = False) -> dict:
     """Successful episodes of the noisy Lift expert, written to `path` (contract and determinism:
     expo.data.experts.common.generate_demonstrations)."""
-    return generate_demonstrations("lift", "lift", lambda n, s: LiftExpert(n, seed=s), EXPERT_VERSION, path,
+    return generate_demonstrations("lift", TASK, lambda n, s: LiftExpert(n, seed=s), EXPERT_VERSION, path,
                                    num_demos, noise, seed, max_attempts=max_attempts, progress=progress)

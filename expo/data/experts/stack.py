@@ -1,6 +1,7 @@
-"""A scripted, optionally noisy expert for robosuite Stack, acting through the env of expo/envs/robomimic.py.
+"""A scripted, optionally noisy expert for MimicGen Stack_D0 (expo/envs/mimicgen_tasks/stack_d0.py), acting
+through the env of expo/envs/mimicgen.py.
 
-The task (robosuite's Stack._check_success): cube A (red, 4 cm) is above the table by more than 4 cm,
+The task (MimicGen Stack_D0's success, robosuite 1.4.1 Stack's): cube A (red, 4 cm) is above the table by more than 4 cm,
 touches cube B (green, 5 cm) and is *not* grasped. So the expert must pick A, put it on B and open the
 gripper; the env reports success (and the episode terminates) during the release.
 
@@ -35,12 +36,13 @@ Noise (`noise` = sigma), the model of expo/data/experts/lift.py. The same sigma 
 Robustness to its own noise: phase decisions use exponentially smoothed eef and cube A positions, the xy
 alignment tolerances grow with sigma, moving back to an earlier phase needs twice the tolerance that
 moving forward needs (no flip-flopping), and failed grasps, drops and failed releases are retried, so
-noisier demos are longer and more erratic but still end in success. Measured (expert v1, 50 episodes
-each, horizon 200, generate_stack_dataset's seeding with seed 0):
-sigma 0 / 0.1 / 0.2 / 0.25 / 0.3 / 0.5 -> success 100 / 100 / 100 / 100 / 92 / 28 %, mean (std) length
-of the successful episodes 70 (7) / 75 (7) / 87 (15) / 102 (23) / 113 (27) / 160 (19) steps. Above
-0.25 the failures are grasps lost to the jitter while the fingers close, repeated until the 200-step
-horizon runs out; the registry uses 0.25 (expo/data/registry.py).
+noisier demos are longer and more erratic but still end in success. Measured with expert v1 in
+robosuite's own Stack (same cubes, placement ranges and success test as Stack_D0; 50 episodes each, horizon
+200): sigma 0 / 0.1 / 0.2 / 0.25 / 0.3 / 0.5 -> success 100 / 100 / 100 / 100 / 92 / 28 %, mean (std) length
+of the successful episodes 70 (7) / 75 (7) / 87 (15) / 102 (23) / 113 (27) / 160 (19) steps. Above 0.25 the
+failures are grasps lost to the jitter while the fingers close, repeated until the 200-step horizon runs
+out; the registry uses 0.25 (expo/data/registry.py). v2 is the same policy in Stack_D0; its rates:
+results/experts/stack.csv (`python -m expo.data experts stack`).
 With sigma = 0 the expert is deterministic given the env's reset seed.
 """
 from __future__ import annotations
@@ -55,13 +57,14 @@ from expo.data.experts.common import (
 )
 
 # Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
-EXPERT_VERSION = 1
+# v2: the same policy, in MimicGen Stack_D0 (v1 ran in robosuite's own Stack, the retired stack_robosuite).
+EXPERT_VERSION = 2
 
-TASK = "stack_robosuite"
+TASK = "stack"
 
-# Slices of the 32-dim Stack observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order). robosuite's
-# "object-state" (23) is cubeA_pos, cubeA_quat, cubeB_pos, cubeB_quat, cubeA_to_cubeB,
-# gripper_to_cubeA, gripper_to_cubeB; then eef pos (3), eef quat (4), gripper qpos (2).
+# Slices of the 32-dim Stack_D0 observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order). "object" (23)
+# is MimicGen's (robosuite 1.4.1's) cubeA_pos, cubeA_quat, cubeB_pos, cubeB_quat, gripper_to_cubeA,
+# gripper_to_cubeB, cubeA_to_cubeB; then eef pos (3), eef quat (4), gripper qpos (2).
 _A_POS = slice(0, 3)
 _A_QUAT = slice(3, 7)  # xyzw, robosuite's convention
 _B_POS = slice(7, 10)
@@ -212,7 +215,7 @@ class StackExpert(PControlExpert):
 
 def generate_stack_dataset(path, num_demos: int, noise: float, seed: int, max_attempts: Optional[int] = None,
                            progress: bool = False) -> dict:
-    """Successful episodes of the noisy Stack expert in stack_robosuite, written to `path` (contract
+    """Successful episodes of the noisy Stack expert in MimicGen Stack_D0, written to `path` (contract
     and determinism: expo.data.experts.common.generate_demonstrations)."""
     return generate_demonstrations("stack", TASK, lambda n, s: StackExpert(n, seed=s), EXPERT_VERSION, path,
                                    num_demos, noise, seed, max_attempts=max_attempts, progress=progress)

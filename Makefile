@@ -13,7 +13,7 @@ ARGS ?=
 setup: .venv/installed
 
 # The embedded default: EXPO and the imitation-only policy on Lift (grid "demo": 2 seeds, mini
-# scale, 7.5k online steps, 30 evaluation episodes at 0, 3.75k and 7.5k); the Lift dataset is generated
+# scale, 10k online steps, 40 evaluation episodes at 0, 5k and 10k); the Lift dataset is generated
 # on first use. Finished runs are skipped.
 # Tables 1-2 come from the code, not from the runs: written first so that the report shows them.
 demo: setup

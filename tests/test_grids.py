@@ -194,7 +194,7 @@ def test_malformed_grids_fail_with_one_line(spec, message):
 
 def test_existing_simple_grids_still_expand():
     assert len(expand("quickstart")) == 8 and len(expand("demo")) == 4 and len(expand("baselines")) == 24
-    assert {c["method"]: c["steps"] for c in expand("demo")} == {"expo": 7_500, "bc": 0}
+    assert {c["method"]: c["steps"] for c in expand("demo")} == {"expo": 10_000, "bc": 0}
 
 
 # ------------------------------------------------------------------------ compute estimate

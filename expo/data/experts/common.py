@@ -68,6 +68,29 @@ class PControlExpert:
         self.noise = float(noise)
         self.rng = np.random.default_rng(seed)
 
+    def _start_episode(self, obs: np.ndarray, approach_base: float, between=None) -> np.ndarray:
+        """The episode state every expert shares; returns the eef start position.
+
+        The random draws come in a fixed order (gain, approach height, whatever `between` draws,
+        detour), so that the demonstrations of a dataset depend only on its seed and expert version.
+        Alignment tolerance grows with the noise: noisy actions jitter the eef by ~3 cm x sigma per
+        step, and a 4 cm object fits in the 8 cm open gripper with about 2 cm to spare."""
+        s, rng = self.noise, self.rng
+        self.phase = "detour" if s > 0 else "approach"
+        self.phase_steps = 0
+        self.pause = 0
+        self.gain = max(0.3, 1.0 + s * rng.uniform(-0.5, 0.5))
+        self.approach_height = approach_base + s * rng.uniform(0.0, 0.1)
+        if between is not None:
+            between()
+        start = obs[self.EEF_POS].astype(np.float64)
+        self.eef_avg = start
+        self.hold = start
+        self.lift_xy = None
+        self.detour = start + np.r_[rng.normal(0.0, 0.15 * s, 2), s * rng.uniform(0.0, 0.15)]
+        self.xy_tol = 0.01 + 0.02 * s
+        return start
+
     def _maybe_pause(self) -> None:
         """At a phase change, hesitate for a few steps with probability min(1, noise)."""
         if self.noise > 0 and self.rng.random() < min(1.0, self.noise):

@@ -60,22 +60,9 @@ class LiftExpert(PControlExpert):
 
     # --- episode state -------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
-        s, rng = self.noise, self.rng
-        self.phase = "detour" if s > 0 else "approach"
-        self.phase_steps = 0
-        self.pause = 0
-        self.gain = max(0.3, 1.0 + s * rng.uniform(-0.5, 0.5))
-        self.approach_height = 0.05 + s * rng.uniform(0.0, 0.1)
-        start = obs[_EEF_POS].astype(np.float64)
-        self.eef_avg = start
-        self.hold = start
-        self.detour = start + np.r_[rng.normal(0.0, 0.15 * s, 2), s * rng.uniform(0.0, 0.15)]
+        self._start_episode(obs, approach_base=0.05)
         self.down = quat_to_mat(obs[_EEF_QUAT])  # reset orientation: gripper pointing down
         self.target_ori = self.down
-        self.lift_xy: Optional[np.ndarray] = None
-        # Alignment tolerance grows with the noise: noisy actions jitter the eef by ~3 cm x sigma per
-        # step, and a 4 cm cube fits in the 8 cm open gripper with about 2 cm to spare.
-        self.xy_tol = 0.01 + 0.02 * s
 
     def _enter(self, phase: str) -> None:
         self.phase, self.phase_steps = phase, 0

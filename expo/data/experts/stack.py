@@ -100,23 +100,15 @@ class StackExpert(PControlExpert):
 
     # --- episode state -------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
-        s, rng = self.noise, self.rng
-        self.phase = "detour" if s > 0 else "approach"
-        self.phase_steps = 0
-        self.pause = 0
-        self.gain = max(0.3, 1.0 + s * rng.uniform(-0.5, 0.5))
-        self.approach_height = 0.07 + s * rng.uniform(0.0, 0.1)
-        self.clearance = 0.025 + s * rng.uniform(0.0, 0.1)
-        start = obs[_EEF_POS].astype(np.float64)
-        self.eef_avg = start
+        s = self.noise
+
+        def draw_clearance():
+            self.clearance = 0.025 + s * self.rng.uniform(0.0, 0.1)
+
+        self._start_episode(obs, approach_base=0.07, between=draw_clearance)
         self.a_avg = obs[_A_POS].astype(np.float64)
-        self.hold = start
-        self.detour = start + np.r_[rng.normal(0.0, 0.15 * s, 2), s * rng.uniform(0.0, 0.15)]
         self.target_ori = rot_z(yaw(quat_to_mat(obs[_EEF_QUAT]))) @ _DOWN
         self.grasp_yaw: Optional[float] = None
-        # Alignment tolerance grows with the noise: noisy actions jitter the eef by ~3 cm x sigma per
-        # step, and the 4 cm cube fits in the 8 cm open gripper with about 2 cm to spare.
-        self.xy_tol = 0.01 + 0.02 * s
         # A's centre may be up to ~2 cm off B's and still rest on B (B's half-side is 2.5 cm).
         self.place_tol = 0.008 + 0.015 * s
 

@@ -78,19 +78,8 @@ class ThreadingExpert(PControlExpert):
 
     # --- episode state -------------------------------------------------------------------------
     def reset(self, obs: np.ndarray) -> None:
-        s, rng = self.noise, self.rng
-        self.phase = "detour" if s > 0 else "approach"
-        self.phase_steps = 0
-        self.pause = 0
-        self.gain = max(0.3, 1.0 + s * rng.uniform(-0.5, 0.5))
-        self.approach_height = 0.06 + s * rng.uniform(0.0, 0.1)
-        start = obs[_EEF_POS].astype(np.float64)
-        self.eef_avg = start
-        self.hold = start
-        self.lift_xy: Optional[np.ndarray] = None
-        self.detour = start + np.r_[rng.normal(0.0, 0.15 * s, 2), s * rng.uniform(0.0, 0.15)]
+        self._start_episode(obs, approach_base=0.06)
         self.target_ori = rot_z(yaw(quat_to_mat(obs[_EEF_QUAT]))) @ _DOWN
-        self.xy_tol = 0.01 + 0.02 * s
         self.best_progress = np.inf
         self.stuck = 0
 

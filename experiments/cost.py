@@ -81,12 +81,11 @@ ENV_STEPS_PER_S: dict[str, float] = {
     "antmaze-large-play-v2": 2960.0, "antmaze-large-diverse-v2": 2960.0,
     "pen-binary-v0": 4580.0, "door-binary-v0": 4290.0, "relocate-binary-v0": 4070.0,
     "lift": 179.0, "can": 144.0, "square": 148.0,
-    # The suite's MimicGen envs (expo/envs/mimicgen_tasks, lite_physics=False) were measured on the same
-    # machine WITH A BACKGROUND LOAD (other experiments on both cores), next to lift in the same process,
-    # so they are lift's idle 179 times their speed relative to lift: threading 66.7 / 102.9 steps/s
-    # (0.65), stack 76.5 / 102.9 (0.74) at load ~4.5; `python -m expo.bench --envs --tasks
-    # lift,threading,stack --env-steps 400` at load ~10 gave 10 / 8 / 7 steps/s (0.8, 0.7).
-    "threading": 116.0, "stack": 133.0,
+    # The suite's MimicGen envs (expo/envs/mimicgen_tasks, lite_physics=False): `python -m expo.bench
+    # --envs --tasks lift,threading,stack --env-steps 2000` with nothing else running, 2026-12-03,
+    # gave lift 116, threading 78, stack 78 steps/s; the machine ran slower that day than when lift's
+    # 179 above was measured, so they are lift's 179 times their same-run ratio to lift (0.67).
+    "threading": 120.0, "stack": 120.0,
 }
 # Tasks charged another task's measured speed (none: every task is measured).
 ENV_PROXY: dict[str, str] = {}

@@ -11,8 +11,8 @@ Arms and the paper figure each one tests (the suite's choices at this scale):
 - Fig. 7: 3 demonstrations instead of the protocol's 10 (Table 2; dataset.num_demos, drawn from
   the 50 embedded ones with the run's seed): EXPO, EXPO + entropy backup and the imitation policy on
   that subsample; with the 10 demos the entropy backup arm is `expo_entropy_backup`;
-- Fig. 9: N in {2, 4 (= `expo` at mini), 8}, every sample edited (n_edit = N);
-- Fig. 10: beta in {0.05, 0.1 (= `expo`, Table 1's offline-to-online value), 0.3}.
+- Fig. 9: N in {2, 8} next to `expo` (mini's N), every sample edited (n_edit = N);
+- Fig. 10: beta in {0.05, 0.3} next to `expo` (the protocol's offline-to-online beta for Lift).
 Run directories: results/cpu4/lift/<arm>/seed_<s>.
 """
 DEMOS = 3

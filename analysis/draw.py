@@ -53,6 +53,7 @@ class Series:
     count_unit: str = "seed"
     marker: str = "o"              # points / scatter marker
     point_labels: Optional[Sequence[str]] = None  # text next to each point (and the `point` column)
+    linestyle: Optional[str] = None  # None: the kind's own ("--" for hline, "-" otherwise)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -93,13 +94,21 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return Path(path)
 
 
+def line_style(s: Series) -> str:
+    """The series' line style: its own, else its kind's (an imitation level is dashed)."""
+    if s.kind == "scatter":
+        return "none"
+    return s.linestyle or ("--" if s.kind == "hline" else "-")
+
+
 def _draw_series(ax, s: Series, labelled: set) -> None:
     """Draw one series; `labelled` holds the point labels already written on this panel (two
     series at the same x share one label instead of printing it twice on top of each other)."""
     z = 3 if s.emphasis else 2
     lw = 2.4 if s.emphasis else 1.7
     if s.kind == "hline":
-        ax.axhline(float(s.line[0]), color=s.color, ls="--", lw=lw - 0.8 if s.emphasis else 1.6,
+        ax.axhline(float(s.line[0]), color=s.color, ls=line_style(s),
+                   lw=lw - 0.8 if s.emphasis else 1.6,
                    zorder=z)
         ax.axhspan(float(s.band_min[0]), float(s.band_max[0]), color=s.color, alpha=0.08, lw=0,
                    zorder=1)
@@ -120,7 +129,8 @@ def _draw_series(ax, s: Series, labelled: set) -> None:
         ax.fill_between(s.x, s.band_min, s.band_max, color=s.color, alpha=0.2, lw=0,
                         zorder=z - 1)
     marker = s.marker if s.kind == "points" or len(s.x) == 1 else None
-    ax.plot(s.x, s.line, color=s.color, lw=lw, zorder=z + 1, marker=marker, ms=5)
+    ax.plot(s.x, s.line, color=s.color, lw=lw, ls=line_style(s), zorder=z + 1, marker=marker,
+            ms=5)
 
 
 def _format_axes(ax, panel: Panel, show_ylabel: bool) -> None:
@@ -188,7 +198,7 @@ def draw_panels(panels: Sequence[Panel], stem: Path, suptitle: Optional[str] = N
         handles, labels = [], []
         for s, counts in legend.values():
             handles.append(Line2D([], [], color=s.color,
-                                  ls={"hline": "--", "scatter": "none"}.get(s.kind, "-"),
+                                  ls=line_style(s),
                                   lw=2.4 if s.emphasis else 1.7,
                                   marker=s.marker if s.kind in ("points", "scatter") else None))
             labels.append(seeds_label(s.label, counts, s.count_unit))

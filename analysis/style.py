@@ -11,7 +11,7 @@ import zlib
 from typing import Optional, Sequence
 
 from matplotlib import colormaps
-from matplotlib.colors import to_hex
+from matplotlib.colors import to_hex, to_rgb
 
 EXPO_COLOR = "#d62728"
 
@@ -165,6 +165,17 @@ def sweep_colors(values: Sequence[float]) -> dict[float, str]:
     if len(values) == 1:
         return {values[0]: to_hex(cmap(0.35))}
     return {v: to_hex(cmap(0.9 * i / (len(values) - 1))) for i, v in enumerate(values)}
+
+
+def lighten(color: str, amount: float) -> str:
+    """`color` mixed with white: amount 0 keeps it, 1 gives white."""
+    return to_hex([c + (1.0 - c) * amount for c in to_rgb(color)])
+
+
+# Variants drawn next to their method in one panel (EXPO on 3 demos beside EXPO): each gets a paler
+# shade of the method's colour and a line style of its own, in the order of the swept value.
+VARIANT_SHADES = (0.45, 0.65, 0.8)
+VARIANT_LINESTYLES = {"curve": ("--", "-.", (0, (1, 1))), "hline": (":", "-.", (0, (1, 1)))}
 
 
 def metric_label(metric: str) -> str:

@@ -136,3 +136,29 @@ def test_make_figures_draws_claim_panels_and_reports_the_claims(tmp_path):
     assert rows.loc["qsm", "verdict"] == claims.NOT_MEASURED        # 2 finished runs of 3
     report = (out / "REPORT.md").read_text()
     assert "## Claims tested at CPU scale" in report and "expo vs rlpd" in report
+
+
+def test_claim_panels_tell_variants_from_their_method():
+    """In a claim panel a sweep variant (EXPO, N=8; imitation on 3 demos) is drawn in a paler shade
+    of its method's colour and a line style of its own; two variants of one sweep differ from each
+    other; a label keeps one style in every panel."""
+    from analysis.draw import line_style
+    from analysis.figures import Options, draw_claim_panels
+    from analysis.style import method_color
+
+    curve = [0.1, 0.5, 0.9]
+    data = _frame(*(_runs("cpu4", label, [curve] * 3)
+                    for label in ("expo", "expo-N2", "expo-N8", "expo-demos3")),
+                  *(_runs("cpu4", label, [[0.6]] * 3) for label in ("bc", "bc-demos3")))
+    data["metric"] = "success_rate"
+    panels, _ = draw_claim_panels("cpu4", data, None, Options(bootstrap_reps=10))
+    styles = {}
+    for panel in panels:
+        for s in panel.series:
+            style = (s.color, line_style(s))
+            assert styles.setdefault(s.key, style) == style, s.key
+    assert styles["expo"] == (method_color("expo"), "-")
+    assert styles["bc"] == (method_color("bc"), "--")
+    assert len({styles[k] for k in ("expo", "expo-N2", "expo-N8")}) == 3
+    assert styles["expo-N2"][0] != method_color("expo")
+    assert styles["bc-demos3"] not in (styles["bc"],) and styles["bc-demos3"][1] != "--"

@@ -211,8 +211,8 @@ def _signed_interval(point, low, high) -> str:
 
 
 def markdown(table: pd.DataFrame) -> list[str]:
-    """The claims table as markdown lines: one row per comparison, the claim's words on its first
-    row."""
+    """The claims table as markdown lines: one row per comparison; the claim's words, score and
+    arm IQM (one arm per claim) on its first row only."""
     lines = ["| # | claim (paper) | score | arm vs other | arm IQM [95% CI] | other IQM [95% CI] | "
              "effect [95% CI] | runs | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -223,7 +223,8 @@ def markdown(table: pd.DataFrame) -> list[str]:
         words = f"{r.words} ({r.source}; {r.folder})" if first else ""
         lines.append(
             f"| {r.claim if first else ''} | {words} | {SCORES[r.score] if first else ''} | "
-            f"{r.arm} vs {r.other} | {_interval(r.arm_iqm, r.arm_low, r.arm_high)} | "
+            f"{r.arm} vs {r.other} | "
+            f"{_interval(r.arm_iqm, r.arm_low, r.arm_high) if first else ''} | "
             f"{_interval(r.other_iqm, r.other_low, r.other_high)} | "
             f"{_signed_interval(r.effect, r.effect_low, r.effect_high)} | "
             f"{r.arm_seeds}/{r.other_seeds} | {r.verdict} |")
@@ -231,12 +232,10 @@ def markdown(table: pd.DataFrame) -> list[str]:
 
 
 DEFINITION = (
-    "Score per finished run: *final* = success at the last evaluation; *online mean* = mean "
-    "success over the evaluations after step 0 (the normalised area under the learning curve, the "
-    "sample-efficiency reading). "
-    "IQM over runs (rliable's estimator); effect = IQM(arm) - IQM(other), with the 95% percentile "
-    "interval of that difference over stratified bootstrap resamples of each arm's seeds. Verdict: "
-    "**holds** when the interval lies above 0, **does not hold** when it lies below 0, **not "
-    "resolvable at this scale** when it contains 0 (the spread over seeds is larger than the "
-    "difference), **not measured yet** when an arm has fewer than "
-    f"{MIN_SEEDS} finished runs. Runs: finished runs of arm/other. Folder: results/<folder>.")
+    "Score of a finished run: *final* = success at its last evaluation; *online mean* = its mean "
+    "success over the evaluations after step 0 (area under the learning curve). IQM over runs "
+    "(rliable's estimator); effect = IQM(arm) - IQM(other), with the 95% interval over stratified "
+    "bootstrap resamples of each arm's seeds. Verdict: **holds** / **does not hold** when the "
+    "interval lies above / below 0, **not resolvable at this scale** when it contains 0, **not "
+    f"measured yet** below {MIN_SEEDS} finished runs per arm. Runs: finished runs of arm/other; "
+    "folder: results/<folder>.")

@@ -38,7 +38,9 @@ def test_readme_tables_equal_what_make_report_writes(tmp_path):
 
 def test_readme_is_short_and_starts_with_the_two_commands():
     text = (ROOT / "README.md").read_text()
-    assert len(text) <= 13_000, f"README.md has {len(text)} characters; move detail to docs/"
+    # About 12,000 characters, read in five minutes; the margin is for the claims table's rows that
+    # fill in as the CPU-scale runs finish.
+    assert len(text) <= 12_500, f"README.md has {len(text)} characters; move detail to docs/"
     first = text.split("```", 2)[1].strip().splitlines()
     assert first[0] == "bash" and [line.split()[:2] for line in first[1:]] == [
         ["make", "demo"], ["make", "test"]]

@@ -53,7 +53,7 @@ from analysis.draw import (Panel, Series, atomic_savefig, draw_panels,  # noqa: 
                            panels_frame, write_csv)
 from analysis.runs import load_runs  # noqa: E402
 from analysis.style import (folder_title, is_expo, label_sort_key,  # noqa: E402,F401
-                            VARIANT_LINESTYLES, VARIANT_SHADES, lighten,
+                            variant_style,
                             method_color, method_name, method_sort_key, metric_label,
                             natural_sort_key, parse_variant, sweep_colors, task_name,
                             task_sort_key, variant_label)
@@ -211,24 +211,18 @@ def draw_claim_panels(name, data, out_dir, options):
             panels.append(p)
     variants = variant_ranks(data["method"].unique())
     for s in (s for p in panels for s in p.series if s.key in variants):
-        rank = variants[s.key]
-        s.color = lighten(s.color, VARIANT_SHADES[min(rank, len(VARIANT_SHADES) - 1)])
-        styles = VARIANT_LINESTYLES["hline" if s.kind == "hline" else "curve"]
-        s.linestyle = styles[min(rank, len(styles) - 1)]
+        s.color, s.linestyle = variant_style(s.color, s.kind, variants[s.key])
     return panels, notes
 
 
 def variant_ranks(labels) -> dict[str, int]:
-    """{<method>-<variant> label: its rank among its method's variants of the same sweep} (N2 -> 0,
-    N8 -> 1, beta0.05 -> 0): the same rank, so the same shade and line style, in every panel."""
-    def sweep(label):
-        base, _, variant = label.partition("-")
-        parsed = parse_variant(variant)
-        return base, parsed[0] if parsed else variant
-
+    """{<method>-<variant> label: its rank among the variants of its method in `labels`} (N2 -> 0,
+    N8 -> 1, beta0.05 -> 2, ...): one style per label in every panel, none shared with another
+    variant of the same method."""
     ranks: dict[str, int] = {}
     for label in sorted((x for x in labels if "-" in x), key=label_sort_key):
-        ranks[label] = sum(1 for x in ranks if sweep(x) == sweep(label))
+        base = label.partition("-")[0]
+        ranks[label] = sum(1 for x in ranks if x.partition("-")[0] == base)
     return ranks
 
 

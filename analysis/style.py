@@ -172,10 +172,22 @@ def lighten(color: str, amount: float) -> str:
     return to_hex([c + (1.0 - c) * amount for c in to_rgb(color)])
 
 
-# Variants drawn next to their method in one panel (EXPO on 3 demos beside EXPO): each gets a paler
-# shade of the method's colour and a line style of its own, in the order of the swept value.
-VARIANT_SHADES = (0.45, 0.65, 0.8)
-VARIANT_LINESTYLES = {"curve": ("--", "-.", (0, (1, 1))), "hline": (":", "-.", (0, (1, 1)))}
+# Variants drawn next to their method (EXPO on 3 demos, EXPO with N = 8 beside EXPO): the k-th
+# variant of a method gets a paler shade of its colour and a line style, both cycling, so that up to
+# 10 variants of one method differ in the legend (5 styles x 2 shades).
+VARIANT_SHADES = (0.4, 0.62)
+VARIANT_LINESTYLES = {
+    "curve": ("--", "-.", ":", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (3, 1))),
+    "hline": (":", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (3, 1)), (0, (1, 3))),
+}
+
+
+def variant_style(color: str, kind: str, rank: int) -> tuple[str, object]:
+    """(colour, line style) of the `rank`-th variant of a method whose colour is `color`; `kind` is
+    the series kind (an imitation level, "hline", is dashed itself, so its variants are not)."""
+    styles = VARIANT_LINESTYLES["hline" if kind == "hline" else "curve"]
+    return (lighten(color, VARIANT_SHADES[rank % len(VARIANT_SHADES)]),
+            styles[rank % len(styles)])
 
 
 def metric_label(metric: str) -> str:

@@ -140,8 +140,8 @@ def test_make_figures_draws_claim_panels_and_reports_the_claims(tmp_path):
 
 def test_claim_panels_tell_variants_from_their_method():
     """In a claim panel a sweep variant (EXPO, N=8; imitation on 3 demos) is drawn in a paler shade
-    of its method's colour and a line style of its own; two variants of one sweep differ from each
-    other; a label keeps one style in every panel."""
+    of its method's colour and a line style of its own; no two variants of a method share a style
+    (they share the legend); a label keeps one style in every panel."""
     from analysis.draw import line_style
     from analysis.figures import Options, draw_claim_panels
     from analysis.style import method_color
@@ -159,6 +159,6 @@ def test_claim_panels_tell_variants_from_their_method():
             assert styles.setdefault(s.key, style) == style, s.key
     assert styles["expo"] == (method_color("expo"), "-")
     assert styles["bc"] == (method_color("bc"), "--")
-    assert len({styles[k] for k in ("expo", "expo-N2", "expo-N8")}) == 3
+    assert len({styles[k] for k in ("expo", "expo-N2", "expo-N8", "expo-demos3")}) == 4
     assert styles["expo-N2"][0] != method_color("expo")
     assert styles["bc-demos3"] not in (styles["bc"],) and styles["bc-demos3"][1] != "--"

@@ -174,11 +174,11 @@ def lighten(color: str, amount: float) -> str:
 
 # Variants drawn next to their method (EXPO on 3 demos, EXPO with N = 8 beside EXPO): the k-th
 # variant of a method gets a paler shade of its colour and a line style, both cycling, so that up to
-# 10 variants of one method differ in the legend (5 styles x 2 shades).
-VARIANT_SHADES = (0.4, 0.62)
+# 15 variants of one method differ in the legend (5 styles x 3 shades).
+VARIANT_SHADES = (0.25, 0.42, 0.58)
 VARIANT_LINESTYLES = {
-    "curve": ("--", "-.", ":", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (3, 1))),
-    "hline": (":", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (3, 1)), (0, (1, 3))),
+    "curve": ("--", "-.", ":", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (10, 3))),
+    "hline": (":", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)), (0, (10, 3)), (0, (1, 3))),
 }
 
 

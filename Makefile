@@ -1,16 +1,22 @@
 # Every target creates the virtual environment first (pinned versions from pyproject.toml).
 PY := .venv/bin/python
 ARGS ?=
+# Optional extras of pyproject.toml installed with the test ones: `make setup EXTRAS=cuda12` for
+# NVIDIA GPUs (jax's CUDA 12 plugin at the pinned jax version). Each set of extras has its own stamp,
+# so a GPU install after a CPU one is not skipped; without EXTRAS the stamp is .venv/installed.
+EXTRAS ?=
+comma := ,
+INSTALLED := .venv/installed$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
 
 .PHONY: setup demo test test-heavy test-all figures report bench data clean
 
-.venv/installed: pyproject.toml
+$(INSTALLED): pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
-	.venv/bin/pip install --quiet -e ".[test]"
+	.venv/bin/pip install --quiet -e ".[test$(if $(EXTRAS),$(comma)$(EXTRAS))]"
 	touch $@
 
-setup: .venv/installed
+setup: $(INSTALLED)
 
 # The embedded default: EXPO and the imitation-only policy on Lift (grid "demo": 2 seeds, mini
 # scale, 10k online steps, 40 evaluation episodes at 0, 5k and 10k); the Lift dataset is generated

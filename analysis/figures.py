@@ -20,8 +20,9 @@ From results/ only, it writes into <out>:
 * ``sample_efficiency.csv`` and ``sample_efficiency_summary.csv``: EXPO's sample-efficiency ratio
   against each baseline, losses counted (definitions: `analysis.stats.sample_efficiency` and
   `summarize_sample_efficiency`);
-* ``claims.csv``: each claim of the paper the CPU-scale grids test, its measured effect (IQM
-  difference with a 95% stratified-bootstrap interval) and a verdict (`analysis.claims`);
+* ``claims.csv``: each claim of the paper the CPU-scale grids test, its measured effect, its exact
+  permutation p-values (Holm-adjusted), the smallest effect its seeds could resolve and a verdict
+  (`analysis.claims`);
 * ``REPORT.md`` (`analysis.report`): every figure with the runs behind each curve, missing runs,
   the tables above, Tables 1-2 when `python -m analysis.tables --out <out>` wrote them.
 
@@ -51,6 +52,7 @@ from analysis.curves import (PAPER_WINDOW_BY_DOMAIN, aggregate, average_over_tas
                              check_window)
 from analysis.draw import (Panel, Series, atomic_savefig, draw_panels,  # noqa: E402
                            panels_frame, write_csv)
+from analysis.paper_figures import FIG1_TITLE, PAPER_BY_NAME, PAPER_FIGURES  # noqa: E402
 from analysis.runs import load_runs  # noqa: E402
 from analysis.style import (folder_title, is_expo, label_sort_key,  # noqa: E402,F401
                             variant_style,
@@ -82,10 +84,8 @@ class FigureResult:
 
 
 @dataclasses.dataclass
-class PaperFigure:
-    name: str
-    title: str
-    caption: str
+class PaperDrawer:
+    """How a paper figure (analysis/paper_figures.py: name, title, caption) is drawn."""
     draw: Callable                      # (name, data, out_dir, options) -> (panels, notes)
     # A second view of the same runs, written as <name>_<extra_name>.{png,pdf} + _data.csv
     extra_name: Optional[str] = None
@@ -361,34 +361,17 @@ def fig1_panels(data: pd.DataFrame, options: Options) -> tuple[list[Panel], list
     return panels, notes
 
 
-PAPER_FIGURES = [
-    PaperFigure("fig3", "Fig. 3: online RL with offline data",
-                "EXPO vs RLPD, IDQL, DIPO, QSM; no pretraining, 50/50 offline/online batches.",
-                draw_learning_curves),
-    PaperFigure("fig4", "Fig. 4: offline-to-online",
-                "EXPO vs IDQL, Cal-QL, DAC, RLPD after offline pretraining.",
-                draw_learning_curves),
-    PaperFigure("fig5", "Fig. 5: OTF action in the TD backup (ablation)",
-                "EXPO vs EXPO whose backup uses one base-policy sample (no OTF backup).",
-                draw_learning_curves),
-    PaperFigure("fig6", "Fig. 6: no action edits (ablation)",
-                "EXPO vs argmax over base-policy samples only.", draw_learning_curves),
-    PaperFigure("fig7", "Fig. 7: dataset subsampling",
-                "Success after online RL (y) against the success of an imitation policy trained "
-                "on the same subsample (x), for EXPO and EXPO + entropy backup, averaged over "
-                "seeds, one point per subsample size; fig7_demos: final success against the "
-                "number of demonstrations.", draw_fig7, "demos", draw_fig7_demos),
-    PaperFigure("fig8", "Fig. 8: no offline data kept",
-                "EXPO vs Cal-QL pretraining + SAC fine-tuning, buffers warm-started with "
-                "rollouts of the pretrained policy.", draw_learning_curves),
-    PaperFigure("fig9", "Fig. 9: number of action samples N",
-                "EXPO learning curves for each N.", draw_sweep),
-    PaperFigure("fig10", "Fig. 10: edit scale beta",
-                "EXPO learning curves for each beta.", draw_sweep),
-]
-PAPER_BY_NAME = {f.name: f for f in PAPER_FIGURES}
-FIG1_TITLE = "Fig. 1 (right): average performance over tasks"
-FIG11_TITLE = "Fig. 11: the environments"
+# Keyed by analysis.paper_figures.PAPER_FIGURES' names (a test checks they are the same).
+PAPER_DRAWERS = {
+    "fig3": PaperDrawer(draw_learning_curves),
+    "fig4": PaperDrawer(draw_learning_curves),
+    "fig5": PaperDrawer(draw_learning_curves),
+    "fig6": PaperDrawer(draw_learning_curves),
+    "fig7": PaperDrawer(draw_fig7, "demos", draw_fig7_demos),
+    "fig8": PaperDrawer(draw_learning_curves),
+    "fig9": PaperDrawer(draw_sweep),
+    "fig10": PaperDrawer(draw_sweep),
+}
 
 
 # ----------------------------------------------------------------------------- writing figures
@@ -405,8 +388,9 @@ def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options
     """A results folder: its paper figure's drawer (fig3-fig10) or generic learning curves; a
     paper figure with a second view also writes <folder>_<extra_name>.*"""
     spec = PAPER_BY_NAME.get(folder)
+    drawer = PAPER_DRAWERS[folder] if spec else None
     d = data[data["figure"] == folder]
-    draw = spec.draw if spec else draw_learning_curves
+    draw = drawer.draw if drawer else draw_learning_curves
     title = spec.title if spec else f"results/{folder}: learning curves"
     if spec is None and claims.panels(folder):
         draw = draw_claim_panels
@@ -414,9 +398,9 @@ def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options
                  f"{', '.join(p for p, _ in claims.panels(folder))})")
     panels, notes = draw(folder, d, out_dir, options)
     result = _save(folder, title, [folder], panels, notes + dataset_notes(d), out_dir)
-    if spec is not None and spec.extra_draw is not None:
-        extra = f"{folder}_{spec.extra_name}"
-        extra_panels, extra_notes = spec.extra_draw(extra, d, out_dir, options)
+    if drawer is not None and drawer.extra_draw is not None:
+        extra = f"{folder}_{drawer.extra_name}"
+        extra_panels, extra_notes = drawer.extra_draw(extra, d, out_dir, options)
         result.files += draw_panels(extra_panels, out_dir / extra)
         result.files.append(write_csv(panels_frame(extra, extra_panels),
                                       out_dir / f"{extra}_data.csv"))

@@ -12,7 +12,8 @@ and is rewritten from results/ by this command; `--check` rewrites nothing and e
 blocks that differ (tests/test_readme_results.py runs it on the committed files, so a hand edit or a
 result committed without its table fails). Blocks (`BLOCKS`):
 
-* ``claims``: the claims table of `analysis.claims` (the CPU-scale grids' runs);
+* ``claims``: the claims table of `analysis.claims` in its compact form (the CPU-scale grids'
+  runs; figures/REPORT.md has the full one);
 * ``experts``: the scripted experts' success rates, results/experts/<task>.csv
   (`python -m expo.data experts <task>`).
 """
@@ -40,7 +41,7 @@ def claims_block(results: Path) -> list[str]:
     data = loaded.data[loaded.data["figure"].isin(folders)] if not loaded.empty else loaded.data
     table = claims.evaluate_claims(data, reps=stats.DEFAULT_BOOTSTRAP_REPS,
                                    seed=stats.DEFAULT_BOOTSTRAP_SEED)
-    return claims.markdown(table) + ["", claims.DEFINITION]
+    return claims.compact_markdown(table) + [""] + claims.here_lines(table) + ["", claims.LEGEND]
 
 
 EXPERT_COLUMNS = ["task", "noise", "episodes", "successes", "success_rate"]

@@ -15,6 +15,7 @@ from typing import Optional
 import pandas as pd
 
 from analysis.completeness import FolderStatus, describe
+from analysis.paper_figures import FIG1_TITLE, FIG11_TITLE, PAPER_FIGURES
 from analysis.style import label_sort_key, task_sort_key
 from expo.logger import atomic_write_text
 
@@ -135,7 +136,8 @@ def iqm_table(iqm: pd.DataFrame) -> list[str]:
 
 def se_headlines(summary: pd.DataFrame) -> list[str]:
     """The summary's headline per baseline: ratios never quoted without the tasks EXPO lost."""
-    lines = [f"- EXPO vs {'all baselines' if r.baseline == 'all' else r.baseline}: {r.headline}"
+    names = {"all": "all prior methods", "ablations": "its own ablations and sweeps (apart)"}
+    lines = [f"- EXPO vs {names.get(r.baseline, r.baseline)}: {r.headline}"
              + (f". Lost: {r.lost_tasks}" if r.lost_tasks else "")
              for r in summary.itertuples(index=False)]
     return lines + ([""] if lines else [])
@@ -178,7 +180,8 @@ SE_DEFINITION = (
     "`expo_no_online_steps`. Over tasks (`summarize_sample_efficiency`): median of ratio-or-bound "
     "over every task with information, losses included (infinite ratios rank above every finite "
     "one), mean of the finite ones; when a task was never reached both are upper bounds. Each "
-    "headline says how many tasks EXPO lost.")
+    "headline says how many tasks EXPO lost. The headline over all baselines pools the prior "
+    "methods only; EXPO's own ablations and sweeps (`expo*` labels) are pooled apart.")
 
 IQM_DEFINITION = (
     "Aggregate scores (`analysis.stats.aggregate_scores`): the final score of a run is its last "
@@ -244,7 +247,7 @@ def figure_section(fig, inputs: ReportInputs, heading: str) -> list[str]:
 
 def fig11_section(inputs: ReportInputs) -> list[str]:
     p = inputs.env_pictures
-    lines = ["## Fig. 11: the environments", ""]
+    lines = [f"## {FIG11_TITLE}", ""]
     if p.get("rendered"):
         how = "from a previous run (delete fig11.png to re-render)" if p.get("reused") else \
             f"offscreen with MUJOCO_GL={p.get('gl', '?')}"
@@ -312,24 +315,40 @@ def dynamics_section(root: Optional[Path] = None) -> list[str]:
     return lines
 
 
+def devices_section(results_dir: Path) -> list[str]:
+    """Per results folder, the devices its runs ran on (status.json's device record, expo/device.py),
+    most runs first; runs that did not record one (those finished before runs recorded it) are
+    counted as not recorded."""
+    from analysis.runs import NOT_RECORDED, devices_by_folder
+
+    rows = []
+    for folder, counts in sorted(devices_by_folder(results_dir).items()):
+        order = sorted(counts, key=lambda d: (d == NOT_RECORDED, -counts[d], d))
+        rows.append([folder, "; ".join(f"{d} ({counts[d]} run{'s' if counts[d] != 1 else ''})"
+                                       for d in order)])
+    if not rows:
+        return []
+    return (["## Devices", "", "Where the runs of each results folder ran (`status.json`: JAX's "
+             "backend and device kind, on a CPU its model):", ""]
+            + table(["folder", "devices (runs)"], rows))
+
+
 def claims_section(inputs: ReportInputs) -> list[str]:
     """The paper's claims that the CPU-scale grids test, with measured effects and verdicts."""
     from analysis import claims
 
     if inputs.claims is None or inputs.claims.empty:
         return []
-    measured = inputs.claims[inputs.claims["verdict"] != claims.NOT_MEASURED]
-    if measured.empty:
+    if inputs.claims["effect"].isna().all():     # no claim has runs of both its arms yet
         return []
     return (["## Claims tested at CPU scale", "", claims.DEFINITION, ""]
-            + claims.markdown(inputs.claims) + ["", f"Files: {links(inputs.claims_files)}", ""])
+            + claims.markdown(inputs.claims) + [""] + claims.error_rate_lines(inputs.claims)
+            + [f"Files: {links(inputs.claims_files)}", ""])
 
 
 def write_report(inputs: ReportInputs) -> Path:
     o = inputs.options
     by_name = {f.name: f for f in inputs.figures}
-    from analysis.figures import FIG1_TITLE, PAPER_FIGURES
-
     lines = ["# EXPO reproduction: figures, statistics and tables", "",
              f"Generated from `{inputs.results_dir}/` only, by `python -m analysis.figures "
              f"--results {inputs.results_dir} --out {inputs.out_dir}`. Curves: mean over seeds "
@@ -354,7 +373,7 @@ def write_report(inputs: ReportInputs) -> Path:
                 why = "no runs under results/fig1, fig3 or fig4"
             rows.append([title, "not drawn", why, "-"])
     pics = inputs.env_pictures
-    rows.append(["Fig. 11: the environments", "rendered" if pics.get("rendered") else
+    rows.append([FIG11_TITLE, "rendered" if pics.get("rendered") else
                  "not rendered", f"{len(pics.get('rendered', {}))} environments"
                  + (f", {len(pics['failed'])} not rendered" if pics.get("failed") else ""),
                  "[fig11.png](fig11.png)" if pics.get("rendered") else "-"])
@@ -367,6 +386,7 @@ def write_report(inputs: ReportInputs) -> Path:
     lines += ["## Contents", ""] + table(["figure", "status", "runs drawn / expected", "image"],
                                           rows)
     lines += claims_section(inputs)
+    lines += devices_section(inputs.results_dir)
     if inputs.diverged:
         lines += [f"## Diverged runs ({len(inputs.diverged)}): not drawn", "",
                   "These runs stopped because a loss, a parameter or an action stopped being finite "

@@ -16,6 +16,8 @@ analysis/SCHEMA.md.
   config.json's ``dataset.name`` ("" when absent): the figures say when it is an embedded one.
   ``method`` is the directory label; ``base_method`` and ``variant`` are its two parts
   (`split_label`). ``finished`` is True when status.json says the run finished (`is_finished`).
+  ``device`` is where it ran, "<backend>: <device kind>" from status.json (`device_label`; "" for
+  runs that did not record it).
   ``metric`` is ``protocol.metric`` from the run's config.json (``success_rate`` when absent)
   and ``value`` is the column that metric names (see `metric_column`), so plotting code reads
   ``value`` whatever the metric is.
@@ -51,7 +53,8 @@ EXPECTED_EVAL_COLUMNS = ("env_step", "success", "return", "episodes", "wall_time
 DEFAULT_METRIC = "success_rate"
 KEY_COLUMNS = ("figure", "task", "method", "seed")
 ID_COLUMNS = KEY_COLUMNS + ("setting", "metric", "dataset")
-LABEL_COLUMNS = ("base_method", "variant", "finished")
+LABEL_COLUMNS = ("base_method", "variant", "finished", "device")
+NOT_RECORDED = "not recorded"
 
 _SEED_DIR = re.compile(r"^seed_(-?\d+)$")
 
@@ -262,6 +265,35 @@ def is_finished(run_dir: Path) -> bool:
     return isinstance(status, dict) and status.get("finished") is True
 
 
+def device_label(run_dir: Path) -> str:
+    """Where the run ran, from the device record of its status.json (expo/device.py):
+    "<backend>: <device kind>", e.g. "gpu: NVIDIA H100 80GB HBM3" ("<n> x <kind>" for several
+    devices; on a CPU, whose kind is just "cpu", its model). "" when there is none: runs finished
+    before runs recorded their device, runs still going."""
+    try:
+        record = json.loads((Path(run_dir) / STATUS_FILE).read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(record, dict) or not record.get("backend"):
+        return ""
+    kind = str(record.get("device_kind") or "?")
+    if record["backend"] == "cpu" and kind == "cpu" and record.get("cpu"):
+        kind = str(record["cpu"])
+    count = record.get("device_count")
+    return f"{record['backend']}: " + (f"{count} x {kind}" if isinstance(count, int) and count > 1 else kind)
+
+
+def devices_by_folder(results_dir) -> dict[str, dict[str, int]]:
+    """Results folder -> {device_label, or NOT_RECORDED: number of its runs}, over every run found
+    (finished, diverged or not), in folder order."""
+    out: dict[str, dict[str, int]] = {}
+    for run in discover_runs(results_dir)[0]:
+        counts = out.setdefault(run.figure, {})
+        label = device_label(run.path) or NOT_RECORDED
+        counts[label] = counts.get(label, 0) + 1
+    return out
+
+
 def load_runs(results_dir) -> LoadedRuns:
     """Load every run under `results_dir` (see the module docstring)."""
     root = Path(results_dir)
@@ -287,7 +319,7 @@ def load_runs(results_dir) -> LoadedRuns:
                "setting": str(cfg.get("setting", "")), "metric": metric,
                "dataset": str(dataset.get("name") or ""),
                "base_method": base_method, "variant": variant,
-               "finished": is_finished(run.path)}
+               "finished": is_finished(run.path), "device": device_label(run.path)}
         df = df.assign(**ids, value=pd.to_numeric(df[col], errors="coerce").astype(float))
         bad = ~np.isfinite(df["value"])
         if bad.any():

@@ -310,9 +310,26 @@ def se_headline(n_decided: int, n_lost: int, n_at_0: int, n_undefined: int, medi
     return text
 
 
+PRIOR, ABLATION, IMITATION = "prior method", "ablation or sweep", "imitation"
+# The summary's pooled rows: the headline over the prior methods only, EXPO's own variants apart.
+POOLED = {"all": PRIOR, "ablations": ABLATION}
+
+
+def baseline_kind(label: str) -> str:
+    """What a compared run label is: one of EXPO's own ablations or sweeps (``expo*``: expo_no_edit,
+    expo-N8, ...), the imitation policy (``bc*``) or a prior method (the baselines)."""
+    base = label.partition("-")[0]
+    if base.startswith("expo"):
+        return ABLATION
+    return IMITATION if base == "bc" else PRIOR
+
+
 def summarize_sample_efficiency(per_task: pd.DataFrame) -> pd.DataFrame:
-    """Aggregate `sample_efficiency` over tasks, per (figure, baseline) and per figure over all
-    baselines (baseline "all", over task-baseline pairs).
+    """Aggregate `sample_efficiency` over tasks, per (figure, baseline) and per figure over the
+    prior methods (baseline "all", over task-baseline pairs; `baseline_kind`) and, apart, over
+    EXPO's own ablations and sweeps (baseline "ablations"), so that the headline ratio over prior
+    methods never pools EXPO against its own variants. The imitation policy has no online steps
+    and enters neither.
 
     Rule: every task with information counts ("decided": all but the UNDEFINED_STATUSES), losses
     included. median_ratio: median of ratio_or_bound over the decided tasks (inf, for a task EXPO
@@ -323,7 +340,10 @@ def summarize_sample_efficiency(per_task: pd.DataFrame) -> pd.DataFrame:
     number of tasks EXPO lost; lost_tasks and undefined_tasks name them with their status."""
     rows = []
     for figure, g in per_task.groupby("figure", sort=True):
-        groups = [(b, gb) for b, gb in g.groupby("baseline", sort=True)] + [("all", g)]
+        kinds = g["baseline"].map(baseline_kind)
+        groups = [(b, gb) for b, gb in g.groupby("baseline", sort=True)]
+        groups += [(name, g[kinds == kind]) for name, kind in POOLED.items()
+                   if (kinds == kind).any()]
         for baseline, gb in groups:
             decided = gb[~gb["status"].isin(UNDEFINED_STATUSES)]
             values = decided["ratio_or_bound"].to_numpy(dtype=float)
@@ -336,9 +356,9 @@ def summarize_sample_efficiency(per_task: pd.DataFrame) -> pd.DataFrame:
             undefined = gb[gb["status"].isin(UNDEFINED_STATUSES)]
 
             def names(df):
-                return "; ".join(f"{t} ({s})" if baseline != "all" else f"{t}/{b} ({s})"
+                return "; ".join(f"{t} ({s})" if baseline not in POOLED else f"{t}/{b} ({s})"
                                  for t, b, s in zip(df["task"], df["baseline"], df["status"]))
-            unit = "task" if baseline != "all" else "task-baseline pair"
+            unit = "task" if baseline not in POOLED else "task-baseline pair"
             unit += "" if len(decided) == 1 else "s"
             rows.append((figure, baseline, len(gb), len(decided), n_lost, n_at_0, len(undefined),
                          median, mean, bounds,

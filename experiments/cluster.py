@@ -132,6 +132,13 @@ def resolve(overrides: dict[str, Any]) -> ClusterSettings:
     return ClusterSettings(**values)
 
 
+def run_device(settings: ClusterSettings, device: str) -> str:
+    """The run key `device` (expo/config.py) of a run launched with these settings: a run given GPUs
+    (gpus >= 1, local or SLURM) gets device=gpu, so that on its node it stops with one line naming the
+    GPU install when JAX sees no GPU, instead of training on the CPU; an explicit cpu or gpu stays."""
+    return "gpu" if settings.gpus >= 1 and device == "auto" else device
+
+
 def slurm_parameters(settings: ClusterSettings, job_name: str) -> dict[str, Any]:
     """submitit.AutoExecutor parameters for one grid's job array."""
     params: dict[str, Any] = {

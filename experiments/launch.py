@@ -6,11 +6,13 @@
     python experiments/launch.py figure=4 status
 
 `figure=N` is the grid figN (experiments/grids/figN.py); `figure=<name>` any grid by its name.
+`--help` (or `help`) prints every key with its default, type and description (expo/config_help.py).
 
 Launcher keys:
     figure, seeds, tasks, methods   which runs (a run key task=X / method=X selects the same way)
     workers   runs at once on this machine (cluster=local; default: the number of cores)
-    dry_run   list the runs and what is finished, run nothing
+    dry_run   list the runs, what is finished and whether each task's dataset is on disk (with the
+              fetch command of each missing one); run nothing
     step_costs  a TOML file of per-step costs measured on your machines (format: experiments/cost.py)
               for the hours estimate; default: the costs measured on this repository's 2-core CPU
     wait      cluster=slurm: stay and follow the array with a progress bar (default: submit, exit)
@@ -41,6 +43,7 @@ unless retry_diverged=true, which restarts it from its last finite checkpoint.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -55,18 +58,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from experiments import cluster, cost, executors, grids, status as status_lib  # noqa: E402
-from expo import config as config_lib  # noqa: E402
-from expo.logger import PROGRESS_FILE, run_dir_for, run_label  # noqa: E402
+from expo import config as config_lib, config_help  # noqa: E402
+from expo.logger import PROGRESS_FILE, resolve_results_dir, run_dir_for, run_label  # noqa: E402
 
+# key: (default, type, description); --help prints them (expo/config_help.py).
 LAUNCHER_KEYS = {
-    "figure": "the grid to run: N for experiments/grids/figN.py, or a grid's name",
-    "seeds": "number of seeds (0..k-1)",
-    "tasks": "comma-separated tasks",
-    "methods": "comma-separated methods",
-    "workers": "runs at once on this machine (default: number of cores)",
-    "dry_run": "print the grid and what is finished, run nothing",
-    "step_costs": "TOML file of per-step costs measured on your machines, for the hours estimate",
-    "wait": "cluster=slurm: follow the submitted array until every run ended",
+    "figure": ("required", "str", "the grid to run: N for experiments/grids/figN.py, or a grid's name"),
+    "seeds": ("the grid's", "int", "number of seeds k: runs seeds 0..k-1"),
+    "tasks": ("the grid's", "str", "comma-separated tasks of the grid (task=X: the same)"),
+    "methods": ("the grid's", "str",
+                "comma-separated methods or arm labels such as expo-N16 (method=X: the same)"),
+    "workers": ("cores", "int", "cluster=local: runs at once on this machine (default: number of cores)"),
+    "dry_run": ("false", "bool",
+                "list the runs, what is finished and whether each task's data is on disk; run nothing"),
+    "step_costs": ("built-in", "str",
+                   "TOML file of per-step costs measured on your machines, for the hours estimate"),
+    "wait": ("false", "bool", "cluster=slurm: follow the submitted array until every run ended"),
 }
 COMMANDS = {"status": "print done / running / pending / failed / missing for every run"}
 POLL_S = 5.0
@@ -74,6 +81,44 @@ POLL_S = 5.0
 
 def fail(message: str) -> None:
     sys.exit(f"error: {message}")
+
+
+def check_launcher_keys(launcher: dict, raw: dict[str, str]) -> None:
+    """One line naming the fix for a launcher key with a value it cannot take (before anything runs)."""
+    for key, (_, kind, _) in LAUNCHER_KEYS.items():
+        if key in launcher and kind == "bool" and not isinstance(launcher[key], bool):
+            fail(f"{key} must be true or false, got {raw[key]!r} (write {key}=true or {key}=false)")
+    for key, example, what in (("seeds", 3, "runs seeds 0..k-1; one other seed alone: "
+                                              "python -m expo.train seed=<k>"),
+                               ("workers", 2, "runs at once on this machine")):
+        value = launcher.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            fail(f"{key} takes a whole number k >= 1 ({what}), got {raw[key]!r}; e.g. {key}={example}")
+
+
+def print_help(argv: list[str]) -> None:
+    """Every key with its default, type and description: the launcher's, the cluster keys, the run
+    keys and the agent keys of the method named by method= / methods= (default expo)."""
+    def rows(items):
+        return config_help.table([(k, config_help.show_value(d), t, text) for k, d, t, text in items])
+
+    defaults = cluster.ClusterSettings()
+    kinds = {f.name: str(f.type).split(" |")[0].replace("tuple[str, ...]", "tuple")
+             for f in dataclasses.fields(cluster.ClusterSettings)}
+    print(f"usage: python experiments/launch.py figure=<grid> [status] [key=value ...]; "
+          f"--help [method=<name>]\n"
+          f"  python experiments/launch.py figure=4 dry_run=true\n"
+          f"  python experiments/launch.py figure=quickstart scale=mini seeds=1 {config_help.SHORT_RUN}\n"
+          f"Grids (figure=): {', '.join(grids.available())}. figure= names a grid of runs to launch; "
+          f"`make figures` draws the figures from results/.\n{config_help.VALUES}\n\n"
+          f"Launcher keys:\n{rows((k, d, t, text) for k, (d, t, text) in LAUNCHER_KEYS.items())}\n\n"
+          f"Commands:\n" + "".join(f"  {k}  {text}\n" for k, text in COMMANDS.items()) + "\n"
+          f"Cluster keys (experiments/cluster.py; defaults < the profile ${cluster.PROFILE_ENV} or "
+          f"~/.config/expo-suite/cluster.toml < key=value):\n"
+          f"{rows((k, getattr(defaults, k), kinds[k], text) for k, text in cluster.KEY_HELP.items())}\n\n"
+          f"Every other key is a run key, applied to every run of the grid (the grid sets task, "
+          f"method, seed, figure and variant itself).\n"
+          f"{config_help.run_sections(config_help.method_of(argv))}")
 
 
 def grid_name(figure) -> str:
@@ -91,21 +136,56 @@ def is_finished(run_dir: Path, cfg: dict) -> bool:
     return bool(status.get("finished")) and status.get("env_steps") == cfg["steps"]
 
 
+def dataset_absent(name: str):
+    """(the registry entry, its first file not on disk) for a downloadable dataset that is not on
+    disk; None when it is on disk, or when a run writes or checks it itself (generated datasets,
+    Minari's store)."""
+    from expo.data.registry import ExternalDataset, get_dataset
+
+    entry = get_dataset(name)
+    if not isinstance(entry, ExternalDataset) or entry.format == "minari":
+        return None
+    absent = [p for p in entry.paths() if not p.is_file()] if entry.files else ["(no files registered)"]
+    return (entry, absent[0]) if absent else None
+
+
 def missing_data(runs: list[dict]) -> str | None:
     """One line naming the first downloadable dataset the runs need that is not on disk, or None.
 
     Checked before anything starts, so a grid never launches runs that can only fail. (Generated
     datasets are written by the first run that needs them; each loader still checks the content.)"""
-    from expo.data.registry import ExternalDataset, get_dataset
-
     for name in dict.fromkeys(cfg["dataset"]["name"] for cfg in runs):
-        entry = get_dataset(name)
-        if not isinstance(entry, ExternalDataset) or entry.format == "minari":
-            continue
-        absent = [p for p in entry.paths() if not p.is_file()] if entry.files else ["(no files registered)"]
+        absent = dataset_absent(name)
         if absent:
-            return f"dataset {name!r} is not on disk: {absent[0]}; fix: {entry.fix_hint()}"
+            return f"dataset {name!r} is not on disk: {absent[1]}; fix: {absent[0].fix_hint()}"
     return None
+
+
+def data_lines(runs: list[dict]) -> list[str]:
+    """The dry run's data check, per task of the grid: whether each dataset it needs is on disk (the
+    check a real launch stops on: dataset_absent), with the fetch command of each missing one."""
+    from expo.data.paths import data_root
+    from expo.data.registry import GeneratedDataset, get_dataset
+
+    lines, missing = [], 0
+    for task, name in dict.fromkeys((cfg["task"], cfg["dataset"]["name"]) for cfg in runs):
+        entry, absent = get_dataset(name), dataset_absent(name)
+        if absent:
+            missing += 1
+            command = entry.fix_hint().split("`")[1]  # the hint is `command` (where it writes)
+            text = f"MISSING ({absent[1]}); fetch it: {command}"
+        elif isinstance(entry, GeneratedDataset):
+            text = ("on disk" if entry.path().is_file()
+                    else "generated by its first run (embedded, no download)")
+        elif entry.format == "minari":
+            text = f"in Minari's store, checked when its runs start (fetch: {entry.fix_hint().split('`')[1]})"
+        else:
+            text = "on disk"
+        lines.append(f"  data {task}: {name} {text}")
+    if missing:
+        lines.append(f"  data: {missing} dataset(s) missing under the data root {data_root()} "
+                     f"(EXPO_DATA_ROOT moves it); a launch stops until they are fetched")
+    return lines
 
 
 def _last_row(path: Path) -> list[str] | None:
@@ -271,6 +351,12 @@ def print_status(figure: str, calls: list[tuple[dict, Path]]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if config_help.wants_help(argv):
+        try:
+            print_help(argv)
+        except config_lib.ConfigError as e:
+            fail(str(e))
+        return
     commands = [a for a in argv if "=" not in a]
     for word in commands:
         if word not in COMMANDS:
@@ -285,6 +371,9 @@ def main(argv: list[str]) -> None:
     run_overrides = {k: v for k, v in items.items() if k not in LAUNCHER_KEYS and k not in cluster.KEY_HELP}
     if "figure" not in launcher:
         fail(f"figure=<name> is required; valid figures: {', '.join(grids.available())}")
+    check_launcher_keys(launcher, {k.strip(): v for k, v in (a.split("=", 1) for a in argv if "=" in a)})
+    # resolved once: the default is the checkout's results/, a relative results_dir= the working directory's
+    run_overrides["results_dir"] = resolve_results_dir(run_overrides)
     launcher["figure"] = grid_name(launcher["figure"])
     try:
         spec = grids.load(launcher["figure"])
@@ -304,6 +393,8 @@ def main(argv: list[str]) -> None:
         settings = cluster.resolve(cluster_keys)
     except cluster.ClusterError as e:
         fail(str(e))
+    for cfg, _ in calls:  # runs given GPUs check on their node that JAX sees one
+        cfg["device"] = cluster.run_device(settings, cfg["device"])
     try:
         costs = (cost.load_step_costs(str(launcher["step_costs"])) if "step_costs" in launcher
                  else cost.BUILT_IN)
@@ -324,9 +415,11 @@ def main(argv: list[str]) -> None:
           + (f"{live} already queued or running, " if live else "")
           + (f"{diverged} diverged (not run again: see status; retry_diverged=true restarts them "
              f"from their last finite checkpoint), " if diverged else "") + f"{len(todo)} to run"
-          + (f" in {processes} processes (seeds_per_process)" if processes < len(todo) else ""))
+          + (f" in {processes} processes (seeds_per_process)" if processes < len(todo) else "")
+          + f"; results_dir={run_overrides['results_dir']}")
     if launcher.get("dry_run"):
         print(grids.count_line(figure, spec, runs))
+        print("\n".join(data_lines(runs)))
         todo_dirs = {d for _, d in todo}
         for cfg, run_dir in calls:
             state = "todo" if run_dir in todo_dirs else states[run_dir]

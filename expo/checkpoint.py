@@ -40,7 +40,7 @@ from expo.config import flatten
 CHECKPOINT_DIR = "checkpoint"
 # Config keys that do not change what a run computes: a resume may change them.
 OPERATIONAL_KEYS = ("progress", "results_dir", "checkpoint_interval_s", "eval_envs",
-                    "eval_workers", "retry_diverged")
+                    "eval_workers", "retry_diverged", "device")
 
 
 class CheckpointError(RuntimeError):

@@ -18,19 +18,19 @@ from typing import Any, Iterable
 from expo import protocol
 
 RUN_DEFAULTS: dict[str, Any] = {
-    "task": "lift",
-    "method": "expo",
-    "seed": 0,
-    "setting": "offline_to_online",  # online | offline_to_online
-    "scale": "paper",
+    "task": "lift",                  # a task of expo/protocol.py TASKS: lift, can, square, stack, ...
+    "method": "expo",                # a key of METHODS below: expo, its ablations, bc or a baseline
+    "seed": 0,                       # the run's seed: networks, environments, episodes, demo subset
+    "setting": "offline_to_online",  # online | offline_to_online (imitation pretraining first)
+    "scale": "paper",                # paper (Table 1) | mini (sizes only, for a CPU): SCALES below
     "steps": None,                   # online environment steps; None -> protocol (train_steps)
-    "pretrain_steps": None,          # None -> protocol (offline_to_online only)
+    "pretrain_steps": None,          # offline imitation steps; None -> protocol (offline_to_online only)
     "start_training": None,          # None -> 0 after pretraining, else protocol: steps before updates
     # What acts during those first start_training steps: "random" (uniform actions, runs from
     # scratch) or "policy" (the pretrained policy acts, only the updates wait: IDQL's fine-tuning).
     "warmup_acts": "random",
-    "eval_interval": None,           # None -> protocol
-    "eval_episodes": None,           # None -> protocol
+    "eval_interval": None,           # online env steps between evaluations; None -> protocol
+    "eval_episodes": None,           # episodes per evaluation; None -> protocol
     # Evaluation environments stepped side by side, one batched policy call per step (expo/
     # evaluate.py). Every episode is seeded and keyed by its own index, so this changes only speed
     # (and memory: each robosuite environment adds ~130 MB).
@@ -50,21 +50,31 @@ RUN_DEFAULTS: dict[str, Any] = {
     # A run whose losses, parameters or actions stop being finite stops and records it in
     # status.json (expo/divergence.py); launched again with the same settings it is refused unless
     # retry_diverged=true, which restarts it from its last (finite) checkpoint.
-    "retry_diverged": False,
+    "retry_diverged": False,         # true: restart a diverged run from its last finite checkpoint
     # Fig. 8: false = after pretraining, every minibatch comes from the online buffer only.
     "keep_offline_data": True,
     # Episodes of the pretrained acting policy put in the online buffer before online step 1 (not
     # counted in steps); None -> 0 with keep_offline_data, else the offline dataset's episode count.
     "warm_start_episodes": None,
-    # name: a key of expo/data/registry.py DATASETS (None -> the task's protocol dataset), e.g.
-    # dataset.name=robomimic_lift_ph for the downloaded robomimic Lift PH file.
-    "dataset": {"name": None, "num_demos": None, "seed": None},  # None -> protocol / run seed
+    "dataset": {
+        # a key of expo/data/registry.py DATASETS (None -> the task's protocol dataset), e.g.
+        # dataset.name=robomimic_lift_ph for the downloaded robomimic Lift PH file.
+        "name": None,
+        "num_demos": None,           # demonstrations drawn from the dataset; None -> protocol
+        "seed": None,                # seed of that draw; None -> the run's seed
+    },
+    # where runs are written: the default is the checkout's results/ from any working directory; a
+    # relative path given on the command line is taken from the working directory.
     "results_dir": "results",
-    "figure": "adhoc",
+    "figure": "adhoc",               # the folder under results_dir (a grid's runs: the grid's name)
     # A grid's label for one setting of a swept key (e.g. "N16" for agent.N=16 in Fig. 9): the
     # run directory is <method>-<variant>, so runs that differ only in the sweep never collide.
     "variant": "",
-    "progress": True,
+    "progress": True,                # a progress bar on stderr while the run trains
+    # Where the run computes (expo/device.py): "auto" = JAX's default device; "gpu" = a run given
+    # GPUs stops before any work, with one line naming the GPU install, when JAX sees none (the
+    # launcher sets it for runs launched with gpus >= 1); "cpu" = the CPU even where a GPU is seen.
+    "device": "auto",
 }
 
 # Sizes only: the code path is identical at every scale. Agent sizes apply to the methods that have
@@ -198,7 +208,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {value!r} (write {key}=true or {key}=false)")
         return value
     if isinstance(value, bool):  # bool is an int subclass: 'agent.utd=true' must not become 1
         raise ConfigError(f"{key} must be of type {type(default).__name__}, got {value!r}")
@@ -299,6 +309,8 @@ def build_config(overrides: dict[str, Any] | None = None) -> dict:
             raise ConfigError(f"{key} must be >= 1, got {cfg[key]}")
     if cfg["warmup_acts"] not in ("random", "policy"):
         raise ConfigError(f"warmup_acts must be random or policy, got {cfg['warmup_acts']!r}")
+    if cfg["device"] not in ("auto", "cpu", "gpu"):
+        raise ConfigError(f"device must be auto, cpu or gpu, got {cfg['device']!r}")
     if cfg["seeds_per_process"] < 1:
         raise ConfigError(f"seeds_per_process must be >= 1, got {cfg['seeds_per_process']}")
     if cfg["eval_envs"] < 1:

@@ -169,6 +169,24 @@ def run_label(config: dict) -> str:
     return f"{config['method']}-{variant}" if variant else config["method"]
 
 
+# The checkout's root (the folder above the expo package): the default results_dir is its results/.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_results_dir(overrides: dict[str, Any]) -> Any:
+    """The results folder the entry points (expo.train, the launcher) give every run, absolute: the
+    checkout's results/ when the user gave no results_dir (whatever the working directory), else the
+    user's path, a relative one taken against the current working directory once. The key is
+    operational (expo/checkpoint.py), so the absolute value never makes a finished run look
+    different from a relaunched one."""
+    value = overrides.get("results_dir")
+    if value is None:
+        return str(REPO_ROOT / "results")
+    if not isinstance(value, (str, Path)):
+        return value  # not a path: build_config names the type it wants
+    return os.path.abspath(os.path.expanduser(str(value)))
+
+
 def run_dir_for(config: dict) -> Path:
     return (Path(config["results_dir"]) / str(config["figure"]) / config["task"] / run_label(config)
             / f"seed_{config['seed']}")

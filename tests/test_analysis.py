@@ -332,6 +332,15 @@ def test_fig7_methods_have_clearly_different_hues():
     assert min(gap, 360 - gap) >= 30, (expo, entropy)       # the old dark red was 4 degrees off
 
 
+
+def test_every_paper_figure_has_a_drawer():
+    """analysis/paper_figures.py describes the figures; analysis/figures.py draws each of them."""
+    from analysis.figures import PAPER_DRAWERS
+    from analysis.paper_figures import PAPER_FIGURES
+
+    assert list(PAPER_DRAWERS) == [f.name for f in PAPER_FIGURES]
+
+
 # ---------------------------------------------------------------- sweep labels (method-variant)
 
 def test_split_label():

@@ -243,8 +243,8 @@ def test_report_lists_counts_and_missing_runs(made):
     assert "Tables 1-2 come from the code's configs, not from results/" in report
     assert "Sample-efficiency ratio" in report and "ratio = baseline env steps / EXPO env steps" \
         in report
-    assert "- EXPO vs all baselines: median 1.67, mean 1.67 over 4 task-baseline pairs; EXPO lost " \
-        "0 of 4" in report
+    assert "- EXPO vs all prior methods: median 1.67, mean 1.67 over 4 task-baseline pairs; EXPO " \
+        "lost 0 of 4" in report
     assert "(fig7_demos.png)" in report
 
 

@@ -164,18 +164,35 @@ def test_sample_efficiency_hand_built_curves():
     s = summarize_sample_efficiency(se.reset_index()).set_index("baseline")
     assert s.loc["rlpd", "median_ratio"] == pytest.approx(2.0) and not s.loc["rlpd", "upper_bounds"]
     assert s.loc["rlpd", "headline"] == "median 2.00, mean 2.00 over 1 task; EXPO lost 0 of 1"
-    everything = s.loc["all"]
+    everything = s.loc["all"]          # the prior methods: the imitation policy (bc) is not one
     assert (everything["n_tasks"], everything["n_decided"], everything["n_lost"],
-            everything["n_undefined"]) == (5, 3, 1, 2)
+            everything["n_undefined"]) == (4, 3, 1, 1)
     # the lost idql pair counts, at its bound 1: median(2, 1, 4/3), mean (2 + 1 + 4/3) / 3
     assert everything["median_ratio"] == pytest.approx(4 / 3)
     assert everything["mean_ratio"] == pytest.approx(13 / 9)
     assert everything["upper_bounds"]
     assert everything["headline"].startswith(
         "median \u2264 1.33, mean \u2264 1.44 over 3 task-baseline pairs; EXPO lost 1 of 3")
-    assert "2 undefined, left out" in everything["headline"]
+    assert "1 undefined, left out" in everything["headline"]
+    assert "ablations" not in s.index                  # no EXPO variant among these baselines
     assert everything["lost_tasks"] == "t/idql (expo_never_reaches)"
     assert "t/qsm (baseline_final_zero)" in everything["undefined_tasks"]
+
+
+def test_the_headline_pools_prior_methods_only_and_expo_variants_apart():
+    """EXPO's own ablations and sweeps (expo_no_edit, expo-N8, ...) are not prior methods: the
+    pooled "all" row leaves them out; they are pooled apart ("ablations")."""
+    d = table({
+        ("t", "expo"): {0: curve([0.0, 0.2, 0.4, 0.6, 0.8])},
+        ("t", "rlpd"): {0: curve([0.0, 0.1, 0.2, 0.3, 0.4])},          # ratio 40 / 20 = 2
+        ("t", "expo_no_edit"): {0: curve([0.0, 0.1, 0.1, 0.1, 0.2])},  # ratio 40 / 10 = 4
+        ("t", "expo-N8"): {0: curve([0.0, 0.1, 0.1, 0.1, 0.2])},
+    })
+    s = summarize_sample_efficiency(sample_efficiency(d)).set_index("baseline")
+    assert s.loc["all", "n_tasks"] == 1 and s.loc["all", "median_ratio"] == pytest.approx(2.0)
+    assert s.loc["ablations", "n_tasks"] == 2
+    assert s.loc["ablations", "median_ratio"] == pytest.approx(4.0)
+    assert s.loc["ablations", "headline"].endswith("over 2 task-baseline pairs; EXPO lost 0 of 2")
 
 
 def test_a_lost_task_pulls_the_summary_down_and_is_named_in_the_headline():

@@ -228,3 +228,40 @@ def test_explicit_start_training_is_kept():
     assert cfg["start_training"] == 300
     with pytest.raises(ConfigError, match="warmup_acts"):
         build_config({"warmup_acts": "expert"})
+
+
+# ============================================================== --help: descriptions from the comments
+
+def test_every_run_key_has_a_description_from_its_comment():
+    from expo import config_help
+
+    docs = config_help.run_key_docs()
+    assert set(docs) == set(config.flatten(config.RUN_DEFAULTS))
+    assert [k for k, text in docs.items() if not text] == []
+    assert docs["steps"] == "online environment steps; None -> protocol (train_steps)"  # on its line
+    assert docs["eval_envs"] == ("Evaluation environments stepped side by side, one batched policy call "
+                                 "per step (expo/evaluate.py).")  # the lines above, first sentence
+    assert docs["dataset.seed"] == "seed of that draw; None -> the run's seed"
+    for method in ("expo", "rlpd", "calql", "dac", "dipo", "idql", "qsm", "parl"):
+        module = config.agent_module(method)
+        assert set(config_help.agent_key_docs(module)) == set(config.flatten(module.get_config()))
+
+
+def test_descriptions_are_read_from_the_comment_on_the_line_or_directly_above():
+    import ast
+
+    from expo import config_help
+
+    source = ('X = {\n'
+              '    "a": 1,  # on its line. Second sentence\n'
+              '    # above, one\n'
+              '    # line (e.g. Fig. 9).\n'
+              '    "b": 2,\n'
+              '\n'
+              '    "c": 3,\n'
+              '    "d": {"e": 4,  # nested\n'
+              '          "f": 5},\n'
+              '}\n')
+    node = ast.parse(source).body[0].value
+    assert config_help.dict_comments(source, node) == {
+        "a": "on its line.", "b": "above, one line (e.g. Fig. 9).", "c": "", "d.e": "nested", "d.f": ""}

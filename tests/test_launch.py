@@ -357,3 +357,109 @@ def test_a_diverged_run_is_reported_and_not_relaunched_unless_retried(tmp_path, 
     assert again.returncode == 0 and "1 diverged (not run again" in again.stdout and "0 to run" in again.stdout
     retry = launch(env, *grid, "retry_diverged=true")
     assert retry.returncode != 0 and f"DIVERGED ({reason})" in retry.stdout and "1 to run" in retry.stdout
+
+
+# ---- results where the checkout is, --help, bad values, the dry run's data check
+
+def launch_from(cwd, *args, env_changes=None):
+    """The launcher started from another working directory (by its absolute path)."""
+    return subprocess.run([sys.executable, str(ROOT / "experiments" / "launch.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **NO_PROFILE, **(env_changes or {})})
+
+
+def test_the_default_results_dir_is_the_checkouts_from_any_working_directory(tmp_path):
+    at_root = plain_launch("figure=cpu4", "dry_run=true")
+    elsewhere = launch_from(tmp_path, "figure=cpu4", "dry_run=true")
+    assert at_root.returncode == 0 and elsewhere.returncode == 0, elsewhere.stderr
+    first = elsewhere.stdout.splitlines()[0]
+    # the committed results/cpu4 runs are found, and counted the same, from both places
+    assert first == at_root.stdout.splitlines()[0]
+    assert first.endswith(f"; results_dir={ROOT / 'results'}")
+    finished = int(first.split(" runs, ")[1].split(" finished")[0])
+    assert finished > 0 and f"[done] {ROOT / 'results' / 'cpu4'}" in elsewhere.stdout
+    # a relative results_dir= is the working directory's, printed absolute; a dry run writes nothing
+    out = launch_from(tmp_path, "figure=cpu4", "dry_run=true", "results_dir=mine")
+    assert out.stdout.splitlines()[0].endswith(f"0 finished, 48 to run; results_dir={tmp_path / 'mine'}")
+    assert f"[todo] {tmp_path / 'mine' / 'cpu4' / 'lift' / 'expo' / 'seed_0'}" in out.stdout
+    assert not (tmp_path / "mine").exists() and not (tmp_path / "results").exists()
+
+
+def test_help_lists_every_key_with_its_default_type_and_description(capsys):
+    from experiments import launch
+    from expo import config_help
+
+    for word in ("--help", "help"):
+        launch.main([word])
+        text = capsys.readouterr().out
+        lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
+        for key in [*launch.LAUNCHER_KEYS, *cluster.KEY_HELP, *config_lib.flatten(config_lib.RUN_DEFAULTS),
+                    *(f"agent.{k}" for k in config_lib.agent_module("expo").get_config())]:
+            assert key in lines, key
+        assert lines["dry_run"].split()[1:3] == ["false", "bool"]
+        assert lines["time_min"].split()[1:3] == ["1440", "int"]
+        assert lines["steps"].split()[1:4] == ["none", "int", "online"]
+        assert lines["agent.beta"].split()[1:5] == ["none", "any", "edit", "scale;"]
+        assert "`make figures` draws the figures from results/" in text
+    launch.main(["--help", "method=rlpd"])
+    text = capsys.readouterr().out
+    assert "Agent keys of method rlpd (baselines.rlpd.get_config())" in text and "agent.n_edit" not in text
+    assert config_help.SHORT_RUN in text
+    out = plain_launch("--help", "figure=4")  # as a program: exit status 0
+    assert out.returncode == 0 and out.stdout.startswith("usage: python experiments/launch.py")
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("seeds=abc", "error: seeds takes a whole number k >= 1 (runs seeds 0..k-1; one other seed alone: "
+                  "python -m expo.train seed=<k>), got 'abc'; e.g. seeds=3"),
+    ("seeds=0,2", "error: seeds takes a whole number k >= 1 (runs seeds 0..k-1; one other seed alone: "
+                  "python -m expo.train seed=<k>), got '0,2'; e.g. seeds=3"),
+    ("workers=abc", "error: workers takes a whole number k >= 1 (runs at once on this machine), got 'abc'; "
+                    "e.g. workers=2"),
+    ("dry_run=maybe", "error: dry_run must be true or false, got 'maybe' (write dry_run=true or dry_run=false)"),
+    ("wait=maybe", "error: wait must be true or false, got 'maybe' (write wait=true or wait=false)"),
+    ("progress=maybe", "error: progress must be true or false, got 'maybe' (write progress=true or "
+                       "progress=false)"),
+    ("figure=11", "error: unknown figure 'fig11'; valid figures: baselines, cpu3, cpu4, cpu_mimicgen, demo, "
+                  "fig1, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, quickstart (figure= names a grid of "
+                  "runs to launch; `make figures` draws the figures from results/)"),
+])
+def test_a_bad_launcher_value_is_one_line_that_names_the_fix_and_writes_nothing(tmp_path, arg, message):
+    args = ["figure=demo", arg] if not arg.startswith("figure=") else [arg]
+    out = launch_from(tmp_path, *args, "results_dir=r")
+    assert out.returncode != 0 and out.stderr.strip() == message, out.stderr
+    assert out.stdout == "" and list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_run_value_of_expo_train_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from expo import train as train_module
+
+    for arg in ("progress=maybe", "agent.otf_backup=1"):
+        with pytest.raises(SystemExit) as info:
+            train_module.main([arg, f"results_dir={tmp_path / 'r'}"])
+        key, value = arg.split("=")
+        assert str(info.value) == (f"error: {key} must be true or false, got {config_lib.parse_value(value)!r} "
+                                   f"(write {key}=true or {key}=false)")
+    assert list(tmp_path.iterdir()) == []
+    train_module.main(["help", "method=dac"])  # help: no run, no error
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m expo.train") and "agent.grad_clip_norm" in text
+
+
+def test_the_dry_run_says_which_datasets_are_missing_and_how_to_fetch_them(tmp_path):
+    from experiments import grids
+
+    empty = {"EXPO_DATA_ROOT": str(tmp_path / "data")}
+    out = plain_launch("figure=4", "dry_run=true", "seeds=1", f"results_dir={tmp_path / 'r'}", env_changes=empty)
+    assert out.returncode == 0, out.stderr  # a preview: it still lists the runs
+    runs = grids.expand(grids.load("fig4"), {"figure": "fig4", "seeds": 1}, {})
+    data = [line for line in out.stdout.splitlines() if line.startswith("  data")]
+    for task, name in dict.fromkeys((c["task"], c["dataset"]["name"]) for c in runs):
+        assert any(line.startswith(f"  data {task}: {name} MISSING (") and
+                   line.endswith(f"fetch it: python -m expo.data fetch {name}") for line in data), (task, data)
+    assert data[-1].startswith(f"  data: 12 dataset(s) missing under the data root {tmp_path / 'data'}")
+    assert out.stdout.count("[todo] ") == len(runs) and not (tmp_path / "r").exists()
+    # an embedded task's data are generated by its first run: nothing to fetch
+    out = plain_launch("figure=demo", "dry_run=true", f"results_dir={tmp_path / 'r'}", env_changes=empty)
+    assert "  data lift: lift_scripted generated by its first run (embedded, no download)" in out.stdout
+    assert "MISSING" not in out.stdout

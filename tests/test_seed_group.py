@@ -12,9 +12,10 @@ from expo.agents import expo as expo_agent
 from expo.bench import ACT_DIM, OBS_DIM, random_batch
 from expo.checkpoint import CheckpointError, RunCheckpointer
 from expo.envs import make_env
+from expo.episodes import EpisodeWriter, replay_unfinished_episode
 from expo.protocol import get_task
 from expo.seed_group import SeedGroup
-from expo.train import EpisodeWriter, group_configs, replay_unfinished_episode, train, train_seeds
+from expo.train import group_configs, train, train_seeds
 from tests.conftest import read_rows
 from tests.test_checkpoint import CKPT, Interrupted, comparable
 from tests.test_train import TINY

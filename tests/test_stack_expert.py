@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from expo.data import registry
+from expo.data.experts import GENERATORS
 from expo.data.experts.stack import EXPERT_VERSION, StackExpert, _grasp_yaw, generate_stack_dataset
 from expo.data.robomimic_hdf5 import load_robomimic_hdf5
 from expo.envs import make_env
@@ -111,7 +112,8 @@ def test_generation_is_deterministic(generated, tmp_path):
 def test_registry_entry_names_the_stack_expert():
     entry = registry.DATASETS[SPEC.dataset]
     assert registry.DEFAULT_FOR_EXPERT["stack"] == SPEC.dataset == entry.key
-    assert registry.EXPERTS[entry.expert] == (generate_stack_dataset, EXPERT_VERSION)
+    assert GENERATORS[entry.expert] is generate_stack_dataset
+    assert registry.EXPERT_VERSIONS[entry.expert] == EXPERT_VERSION
     assert entry.num_demos >= SPEC.num_demos and entry.obs_keys == ROBOMIMIC_OBS_KEYS
     assert f"noise{entry.noise:g}_seed{entry.seed}_expert-v{EXPERT_VERSION}" in entry.path().name
 

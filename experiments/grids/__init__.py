@@ -51,7 +51,8 @@ def available() -> list[str]:
 def load(name: str) -> dict:
     names = available()
     if name not in names:
-        raise KeyError(f"unknown figure {name!r}; valid figures: {', '.join(names)}")
+        raise KeyError(f"unknown figure {name!r}; valid figures: {', '.join(names)} (figure= names a "
+                       f"grid of runs to launch; `make figures` draws the figures from results/)")
     spec = dict(importlib.import_module(f"{__name__}.{name}").GRID)
     validate(spec, name)
     return spec

@@ -24,7 +24,7 @@ import numpy as np
 
 from expo.data.errors import DatasetError, DatasetMissing
 from expo.data.paths import data_root
-from expo.data.registry import DATASETS, EXPERTS, GeneratedDataset, get_dataset
+from expo.data.registry import DATASETS, GeneratedDataset, get_dataset
 from expo.protocol import TaskSpec
 
 __all__ = ["DATASETS", "FORMATS", "DatasetError", "DatasetMissing", "data_root", "ensure_generated", "file_facts",
@@ -51,6 +51,8 @@ def ensure_generated(
     Returns the generator's summary, or None when the file was already there. An exclusive fcntl lock
     on "<file>.lock" makes parallel runs wait for one generator instead of racing; the file itself
     appears atomically (temp file + os.replace), so a reader never sees a half-written file.
+    The generator is the entry's expert's (expo.data.experts.GENERATORS; imported here, on use: the experts
+    sit above the registry and the envs, and importing expo.data does not import them).
     """
     path = Path(path) if path is not None else entry.path()
     if path.is_file() and not force:
@@ -60,7 +62,9 @@ def ensure_generated(
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file is closed
         if path.is_file() and not force:  # another process generated it while we waited
             return None
-        generate, _ = EXPERTS[entry.expert]
+        from expo.data.experts import GENERATORS
+
+        generate = GENERATORS[entry.expert]
         return generate(path, entry.num_demos, entry.noise, entry.seed, max_attempts=max_attempts, progress=progress)
 
 

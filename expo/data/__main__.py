@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from expo.data import ensure_generated
-from expo.data.registry import DATASETS, DEFAULT_FOR_EXPERT, EXPERTS
+from expo.data.registry import DATASETS, DEFAULT_FOR_EXPERT, EXPERT_VERSIONS
 
 
 def main(argv=None) -> int:
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
                         help="absolute error counted as agreement by --dynamics (default 1e-4)")
 
     gen = sub.add_parser("generate", help="generate an embedded dataset with its scripted expert")
-    gen.add_argument("expert", choices=sorted(EXPERTS))
+    gen.add_argument("expert", choices=sorted(EXPERT_VERSIONS))
     gen.add_argument("--noise", type=float, help="std of the expert's action noise (default: registry)")
     gen.add_argument("--num-demos", type=int, help="successful demos to write (default: registry)")
     gen.add_argument("--seed", type=int, help="generation seed (default: registry)")
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     experts = sub.add_parser("experts", help="measure a scripted expert's success rate (noise-free and at its "
                                              "data's noise) and write it to <out-dir>/<task>.csv")
-    experts.add_argument("expert", choices=sorted(EXPERTS))
+    experts.add_argument("expert", choices=sorted(EXPERT_VERSIONS))
     experts.add_argument("--episodes", type=int, default=50, help="seeded episodes per noise level (default 50)")
     experts.add_argument("--seed", type=int, default=0, help="seed of the env and episodes (default 0)")
     experts.add_argument("--noise", type=float, action="append", default=[],

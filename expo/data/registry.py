@@ -11,19 +11,19 @@ TaskSpec.dataset (expo/protocol.py) names an entry of DATASETS. Two kinds of ent
     version), so editing any of them makes `load_task_dataset` generate a new file instead of
     silently reusing an old one.
 Every entry has a `format`, the name of the loader module in expo/data/ (see expo/data/__init__.py).
-Generation parameters, download locations and known counts live here only.
+Generation parameters (expert versions included), download locations and known counts live here only.
+The registry describes files: it imports neither the experts (expo/data/experts, which import it; their
+generators: expo.data.experts.GENERATORS) nor the envs; the robomimic keys come from expo/robomimic_format.py,
+which the envs import too.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
-from expo.data.experts import lift as lift_expert
-from expo.data.experts import stack as stack_expert
-from expo.data.experts import threading as threading_expert
 from expo.data.paths import data_root
-from expo.envs.robomimic import ROBOMIMIC_OBS_KEYS
+from expo.robomimic_format import ROBOMIMIC_OBS_KEYS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +92,7 @@ class GeneratedDataset:
     format: str = "robomimic_hdf5"
 
     def path(self) -> Path:
-        version = EXPERTS[self.expert][1]
+        version = EXPERT_VERSIONS[self.expert]
         name = f"{self.key}_n{self.num_demos}_noise{self.noise:g}_seed{self.seed}_expert-v{version}.hdf5"
         return data_root() / "generated" / name
 
@@ -111,12 +111,11 @@ class GeneratedDataset:
 
 Dataset = Union[ExternalDataset, GeneratedDataset]
 
-# expert name -> (generate(path, num_demos, noise, seed, max_attempts=None, progress=False), version)
-EXPERTS: dict[str, tuple[Callable[..., dict], int]] = {
-    "lift": (lift_expert.generate_lift_dataset, lift_expert.EXPERT_VERSION),
-    "stack": (stack_expert.generate_stack_dataset, stack_expert.EXPERT_VERSION),
-    "threading": (threading_expert.generate_threading_dataset, threading_expert.EXPERT_VERSION),
-}
+# expert name (expo/data/experts/<name>.py) -> its version, part of the dataset file name and attributes.
+# Bump it when the expert's behaviour changes, so that a changed expert writes a new file instead of an
+# old one being reused. stack v2: the same policy, in MimicGen Stack_D0 (v1 ran in robosuite's own Stack,
+# the retired stack_robosuite).
+EXPERT_VERSIONS: dict[str, int] = {"lift": 1, "stack": 2, "threading": 1}
 
 _D4RL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/ant_maze_v2"
 _D4RL_FILES = {  # D4RL's infos.py: antmaze-{medium,large}-{play,diverse}-v2
@@ -268,6 +267,8 @@ DATASETS: dict[str, Dataset] = {
     "mimicgen_threading": _mimicgen("threading", 40),
     "mimicgen_stack": _mimicgen("stack", 190),
 }
+
+# The envs read an entry's env kwargs by key through expo/robomimic_format.py (dataset_env_kwargs).
 
 # `python -m expo.data generate <expert>` starts from this entry's parameters.
 DEFAULT_FOR_EXPERT = {"lift": "lift_scripted", "stack": "stack_scripted", "threading": "threading_scripted"}

@@ -24,7 +24,7 @@ states, obs and datagen_info only; NVlabs/mimicgen issue #30); options {"missing
 succeed (failed ones go to a separate file) and a generated trajectory ends with its last subtask. That
 every released demo's final state is a success was not checked against the files (no downloads here).
 
-env_args: a run builds its env from data.attrs["env_args"] of the entry's last file (expo/envs/robomimic.py
+env_args: a run builds its env from data.attrs["env_args"] of the entry's last file (expo/robomimic_format.py
 dataset_env_kwargs), so load_dataset checks it the same way before any run starts: valid JSON, robomimic's
 {env_name, type, env_kwargs} with a robosuite type, kwargs that convert for the installed robosuite, and,
 with a spec, recorded in the task's env. A file without env_args is accepted (the env is then built from
@@ -192,7 +192,7 @@ def load_dataset(entry, spec: Optional[TaskSpec] = None, num_demos: Optional[int
     else:
         data = load_composed(entry.paths(), options["compose"], entry.obs_keys, num_demos=num_demos, seed=seed,
                              spec=spec, missing_rewards=missing_rewards, **hints)
-    # The run's env comes from the last file's env_args (expo/envs/robomimic.py dataset_env_kwargs); the
+    # The run's env comes from the last file's env_args (expo/robomimic_format.py dataset_env_kwargs); the
     # others are only checked to be well-formed (a MimicGen source file names the base env, e.g. Threading).
     paths = entry.paths()
     for i, path in enumerate(paths):
@@ -222,8 +222,8 @@ def read_env_args(path) -> Optional[dict]:
 
 def check_env_args(path, env_name: Optional[str], replace_hint: str, task: Optional[str] = None) -> None:
     """DatasetError unless `path`'s env_args would build an env as the training loop builds it: the
-    same conversion (expo/envs/robomimic.py env_kwargs_from_env_args) and, with env_name, that env."""
-    from expo.envs.robomimic import ROBOSUITE_ENV_TYPE, _import_robosuite, env_kwargs_from_env_args
+    same conversion (expo/robomimic_format.py env_kwargs_from_env_args) and, with env_name, that env."""
+    from expo.robomimic_format import ROBOSUITE_ENV_TYPE, _import_robosuite, env_kwargs_from_env_args
 
     def fail(what: str) -> DatasetError:
         return DatasetError(" ".join(f"{path}: data.attrs['env_args'] {what}; fix: {replace_hint}".splitlines()))

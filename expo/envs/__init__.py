@@ -30,17 +30,18 @@ def make_env(spec: TaskSpec, seed: int, **kwargs) -> gym.Env:
     return getattr(importlib.import_module(module), maker)(spec, seed, **kwargs)
 
 
-def dataset_maker_kwargs(spec: TaskSpec, dataset: str) -> dict:
+def dataset_maker_kwargs(spec: TaskSpec, dataset) -> dict:
     """Maker keyword arguments that come from the run's dataset.
 
     robosuite tasks (robomimic, MimicGen) are built with the env kwargs stored in the dataset file's
     env_args, as robomimic does, so that online data come from the env the demos were recorded in
-    (controller configs of robosuite 1.4 files are converted: expo/envs/robomimic.py). The file must
-    exist: the training loop loads the dataset (generating an embedded one) before making envs.
+    (controller configs of robosuite 1.4 files are converted: expo/robomimic_format.py). `dataset` is a
+    registry entry (expo/data/registry.py) or a file path: the envs never import expo.data. The file must exist: the training loop loads the
+    dataset (generating an embedded one) before making envs.
     """
     if spec.domain not in ("robomimic", "mimicgen"):
         return {}
-    from expo.envs.robomimic import dataset_env_kwargs
+    from expo.robomimic_format import dataset_env_kwargs
 
     env_kwargs = dataset_env_kwargs(dataset, spec)
     return {} if env_kwargs is None else {"env_kwargs": env_kwargs}

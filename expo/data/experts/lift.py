@@ -37,13 +37,15 @@ from expo.data.experts.common import (
     EMPTY_GAP, PControlExpert, close_phase, descend_phase, generate_demonstrations, quat_to_mat, rot_z,
     wrap_quarter_turn, yaw,
 )
+from expo.data.registry import EXPERT_VERSIONS
 
-# Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
-EXPERT_VERSION = 1
+# Part of the dataset file name and attributes; bump it in expo/data/registry.py (EXPERT_VERSIONS)
+# when the expert's behaviour changes.
+EXPERT_VERSION = EXPERT_VERSIONS["lift"]
 
 TASK = "lift"
 
-# Slices of the 19-dim Lift observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order).
+# Slices of the 19-dim Lift observation (expo.robomimic_format.ROBOMIMIC_OBS_KEYS order).
 _CUBE_POS = slice(0, 3)
 _CUBE_QUAT = slice(3, 7)  # xyzw, robosuite's convention
 _EEF_POS = slice(10, 13)

@@ -55,14 +55,15 @@ from expo.data.experts.common import (
     EMPTY_GAP, PControlExpert, close_phase, descend_phase, generate_demonstrations, quat_to_mat, rot_z,
     wrap_quarter_turn, yaw,
 )
+from expo.data.registry import EXPERT_VERSIONS
 
-# Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
-# v2: the same policy, in MimicGen Stack_D0 (v1 ran in robosuite's own Stack, the retired stack_robosuite).
-EXPERT_VERSION = 2
+# Part of the dataset file name and attributes; bump it in expo/data/registry.py (EXPERT_VERSIONS)
+# when the expert's behaviour changes.
+EXPERT_VERSION = EXPERT_VERSIONS["stack"]
 
 TASK = "stack"
 
-# Slices of the 32-dim Stack_D0 observation (expo.envs.robomimic.ROBOMIMIC_OBS_KEYS order). "object" (23)
+# Slices of the 32-dim Stack_D0 observation (expo.robomimic_format.ROBOMIMIC_OBS_KEYS order). "object" (23)
 # is MimicGen's (robosuite 1.4.1's) cubeA_pos, cubeA_quat, cubeB_pos, cubeB_quat, gripper_to_cubeA,
 # gripper_to_cubeB, cubeA_to_cubeB; then eef pos (3), eef quat (4), gripper qpos (2).
 _A_POS = slice(0, 3)

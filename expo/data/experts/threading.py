@@ -38,9 +38,11 @@ import numpy as np
 from expo.data.experts.common import (
     EMPTY_GAP, PControlExpert, close_phase, descend_phase, generate_demonstrations, quat_to_mat, rot_z, yaw,
 )
+from expo.data.registry import EXPERT_VERSIONS
 
-# Bump when the expert's behaviour changes: it is part of the dataset file name and attributes.
-EXPERT_VERSION = 1
+# Part of the dataset file name and attributes; bump it in expo/data/registry.py (EXPERT_VERSIONS)
+# when the expert's behaviour changes.
+EXPERT_VERSION = EXPERT_VERSIONS["threading"]
 
 TASK = "threading"
 

@@ -41,42 +41,18 @@ GL_BACKENDS = ("egl", "osmesa")
 STATUS_FILE = "fig11_status.json"
 
 
-def _scene(env):
-    """(model, data, camera) of a suite env: robosuite's front camera, a free camera above the
-    maze for AntMaze, a free camera on the hand for Adroit."""
-    import mujoco
-
-    u = env.unwrapped
-    if hasattr(u, "raw"):                                   # robosuite (robomimic / MimicGen)
-        sim = u.raw.sim
-        return sim.model._model, sim.data._data, "frontview"
-    cam = mujoco.MjvCamera()
-    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-    if hasattr(u, "ant"):                                   # AntMaze: look down on the maze
-        model, data = u.ant.model, u.ant.data
-        azimuth, elevation, distance = 90.0, -70.0, 1.8 * model.stat.extent
-        cam.lookat[:] = model.stat.center
-    else:                                                   # Adroit: the hand and its object
-        model, data = u.model, u.data
-        azimuth, elevation, distance = 135.0, -30.0, 0.9
-        mujoco.mj_forward(model, data)
-        cam.lookat[:] = data.body("palm").xpos + [0.0, 0.1, -0.1]
-    cam.distance = distance
-    cam.azimuth, cam.elevation = azimuth, elevation
-    return model, data, cam
-
-
 def render_task(task: str, size: int = 360):
     """An RGB picture (size x size x 3, uint8) of `task`'s environment after reset(seed=0)."""
     import mujoco
 
     from expo.envs import make_env
     from expo.protocol import get_task
+    from expo.render import scene  # each domain's camera, shared with the videos of expo.evaluate
 
     env = make_env(get_task(task), 0)
     try:
         env.reset(seed=0)
-        model, data, camera = _scene(env)
+        model, data, camera = scene(env)
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, size)
         model.vis.global_.offheight = max(model.vis.global_.offheight, size)
         renderer = mujoco.Renderer(model, size, size)

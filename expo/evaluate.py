@@ -7,6 +7,9 @@ fold_in(fold_in(key, i), t), whichever environment it runs in and whatever runs 
 result does not depend on W (W = 1 is the step-at-a-time evaluation). Environments take the next
 episode as soon as theirs ends. The policy is always called with W rows (rows of environments with
 no episode left repeat a live row and are ignored), so it compiles once.
+
+`python -m expo.evaluate <run_dir> [episodes=N] [seed=S] [video=true]` re-evaluates a finished run
+from the policy it saved (expo/reevaluate.py).
 """
 from __future__ import annotations
 
@@ -96,3 +99,14 @@ def as_numpy_policy(batch_policy: BatchPolicy, agent) -> Callable[[np.ndarray, n
                                                      keys)), "evaluation action")
 
     return act
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m expo.evaluate: expo/reevaluate.py (imported here only, on use)."""
+    from expo.reevaluate import main as reevaluate_main
+
+    reevaluate_main(argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,8 +14,8 @@
 Checkpoints (expo/checkpoint.py) are taken every checkpoint_interval_s seconds, between pretraining
 chunks or after an online step (a resumed run replays its unfinished episode); `train` resumes from
 run_dir/checkpoint/ when it holds one, and the resumed run writes the same CSVs as an uninterrupted
-one. The checkpoint is deleted when the run
-finishes; status.json records the finished run (and how often it was resumed).
+one. The checkpoint is deleted when the run finishes; status.json records the finished run (and
+how often it was resumed), and run_dir/policy/ keeps its final agent's parameters for `python -m expo.evaluate <run_dir>` (expo/policy_store.py).
 
 A run whose losses, parameters or actions stop being finite stops within log_interval steps
 (expo/divergence.py): no non-finite action reaches an env, no non-finite row a CSV, no non-finite
@@ -56,6 +56,7 @@ from expo.envs import dataset_maker_kwargs, make_env
 from expo.episodes import EpisodeWriter, replay_unfinished_episode, warm_start, warm_start_episode_count
 from expo.evaluate import as_numpy_policy, evaluate, per_row_policy
 from expo.logger import PROGRESS_FILE, RunLogger, atomic_write_text, run_dir_for, write_progress
+from expo.policy_store import discard_policy, policy_fields, save_policy
 from expo.seed_group import SeedGroup
 from expo.seeding import episode_seed, jax_key, numpy_rng
 
@@ -245,6 +246,7 @@ def _resume(lanes: list[Lane], agents: list) -> tuple[list, list]:
         else:
             lane.checkpointer.discard()  # what a first save cut short left behind
         (lane.run_dir / "status.json").unlink(missing_ok=True)  # the run is under way again
+        discard_policy(lane.run_dir)  # a policy belongs to the finished run status.json records
     return agents, positions
 
 
@@ -476,10 +478,19 @@ class GroupRun:
             lane.last_checkpoint = _position(lane.loop)
 
     def finish(self, compiles: compilation.Compilations) -> list[Path]:
-        """status.json of every finished seed, then its checkpoint and progress file go; a diverged
-        seed keeps its last (finite) checkpoint for a retry, and Diverged names each one."""
+        """The final policy (run_dir/policy/) and status.json of every finished seed, then its
+        checkpoint and progress file go; a diverged seed keeps its last (finite) checkpoint for a
+        retry, and Diverged names each one."""
         wall = round(time.perf_counter() - self.start_time, 1)
         finished = list(self.live())
+        # The agent of the run's last evaluation, before status.json calls the run finished (a run
+        # killed in between resumes from its checkpoint and saves it again); adds files only.
+        for i, lane in enumerate(self.lanes):
+            if not lane.diverged:
+                save_policy(lane.run_dir, self.group.lane(self.agent, i),
+                            {"method": self.cfg["method"], "task": self.cfg["task"], "seed": lane.seed,
+                             "env_step": (lane.loop.last_eval or {}).get("env_step")},
+                            policy_fields(self.module))
         # Where the run finished and on what data: in status.json, never in config.json, whose
         # settings a relaunch compares (a resumed run may finish on another machine, with the
         # same results up to that machine's rounding); the loader and REPORT.md read it.

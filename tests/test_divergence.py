@@ -64,6 +64,7 @@ def test_a_diverging_run_stops_with_one_line_and_its_status(tmp_path, method):
     status = json.loads((run_dir / "status.json").read_text())
     assert status["diverged"] and status["failed"] and not status["finished"]
     assert line.endswith(status["reason"])
+    assert not (run_dir / "policy").exists()  # only a finished run keeps its policy
     for name in ("train.csv", "eval.csv"):  # whatever was written before is finite
         if (run_dir / name).exists():
             for row in read_rows(run_dir / name):
@@ -95,8 +96,10 @@ def test_no_checkpoint_is_non_finite_and_a_relaunch_is_refused_unless_retried(tm
     keys = {**TINY, "results_dir": str(tmp_path), "checkpoint_interval_s": 0.0}
     cfg = config_lib.build_config({**keys, "agent.critic_lr": 1e15})
     run_dir = tmp_path / "adhoc" / "lift" / "expo" / "seed_0"
+    (run_dir / "policy").mkdir(parents=True)  # left by an earlier run: never taken for this one's
     with pytest.raises(divergence.Diverged):
         train(cfg)
+    assert not (run_dir / "policy").exists()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["where"].startswith("online step") and status["last_checkpoint"].startswith("online step")
     agent, loop = _restored_checkpoint(run_dir, cfg)
@@ -118,6 +121,7 @@ def test_no_checkpoint_is_non_finite_and_a_relaunch_is_refused_unless_retried(tm
 
     train(config_lib.build_config(keys))  # a corrected setting: from the beginning, to the end
     assert json.loads((run_dir / "status.json").read_text())["finished"] is True
+    assert json.loads((run_dir / "policy" / "policy.json").read_text())["env_step"] == 24
     assert [int(r["env_step"]) for r in read_rows(run_dir / "eval.csv")] == [0, 12, 24]
 
 
@@ -155,6 +159,7 @@ def test_one_diverging_seed_of_a_group_stops_alone(tmp_path, monkeypatch):
     assert json.loads((seed1 / "status.json").read_text())["diverged"]
     assert json.loads((seed0 / "status.json").read_text())["finished"]
     assert not (seed0 / "checkpoint").exists() and (seed1 / "checkpoint").exists()
+    assert (seed0 / "policy").is_dir() and not (seed1 / "policy").exists()
     strip = lambda path: [{k: v for k, v in r.items() if k != "wall_time_s"} for r in read_rows(path)]
     for name in ("eval.csv", "train.csv"):
         assert strip(seed0 / name) == strip(clean[0] / name)

@@ -305,6 +305,12 @@ def otf_select(agent: ExpoAgent, actor_params, key, observations):
     return take_candidate(candidates, index)
 
 
+# The agent fields sample_actions reads (besides the static apply functions and hp): what a finished
+# run keeps as its policy (expo/policy_store.py; tests/test_policy.py checks that the other fields
+# do not change an action).
+POLICY_FIELDS = ("actor_ema", "edit", "target_critic", "schedule")
+
+
 @jax.jit
 def sample_actions(agent: ExpoAgent, observations, key):
     """Acting and evaluation: the OTF policy with the EMA base policy. observations [B, obs_dim]."""

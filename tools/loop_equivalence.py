@@ -33,13 +33,10 @@ from expo import config as config_lib, divergence  # noqa: E402
 from expo.seed_group import SeedGroup  # noqa: E402
 from expo.train import group_configs, train, train_seeds  # noqa: E402
 from tests.conftest import use_tiny_dataset  # noqa: E402
+from tests.test_checkpoint import Interrupted, fail_on_call  # noqa: E402
 from tests.test_train import TINY  # noqa: E402
 
 WALL_CLOCK = {"wall_time_s"}
-
-
-class Interrupted(Exception):
-    """Stands for a pre-emption raised from inside the loop."""
 
 
 def tiny_keys(method: str, **changes) -> dict:
@@ -74,18 +71,6 @@ def run_group(results_dir: Path, keys: dict) -> list[Path]:
     return train_seeds(group_configs(config_lib.build_config(keys), keys))
 
 
-def interrupt_on_call(mp: pytest.MonkeyPatch, owner, name: str, call: int) -> None:
-    original, calls = getattr(owner, name), []
-
-    def wrapper(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise Interrupted(f"{name} call {call}")
-        return original(*args, **kwargs)
-
-    mp.setattr(owner, name, wrapper)
-
-
 def cases(tmp: Path, only: str = "") -> dict[str, dict]:
     """Run every case whose label starts with `only`; returns each run's fingerprint by label."""
     from expo.agents import expo as expo_agent
@@ -96,7 +81,7 @@ def cases(tmp: Path, only: str = "") -> dict[str, dict]:
     def interrupted_then_resumed(label, keys, interruptions, launch):
         for owner, name, call in interruptions:
             with pytest.MonkeyPatch.context() as mp:
-                interrupt_on_call(mp, owner, name, call)
+                fail_on_call(mp, owner, name, call)
                 try:
                     launch()
                 except Interrupted:

@@ -150,7 +150,42 @@ class Claim:
 
 SUITE = " (suite's reading)"       # words that are not the paper's (the README leaves it out)
 _SE_QUOTE = "\"up to 2-3x improvement in sample efficiency [...] "
-_FIG4_PAPER = "12 tasks, 0.3-1M steps"
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:g}"
+
+
+def paper_budget(tasks: tuple[str, ...] = (), demos: str = "") -> str:
+    """The tasks and online budget a paper figure runs, from the protocol table (expo/protocol.py
+    train_steps): "12 tasks, 0.3-1M steps" for every paper task, else the tasks by name."""
+    from expo import protocol
+
+    names = tasks or protocol.PAPER_TASKS
+    steps = sorted({protocol.TASKS[t].train_steps for t in names})
+    budget = (f"{_millions(steps[0])}-{_millions(steps[-1])}M" if len(steps) > 1
+              else f"{_millions(steps[0])}M")
+    if not tasks:
+        where = f"{len(names)} tasks"
+    else:
+        where = ", ".join(t.split("-v")[0] if protocol.TASKS[t].domain in ("antmaze", "adroit")
+                          else t.capitalize() for t in names)
+    return f"{where}, {demos + ', ' if demos else ''}{budget} steps"
+
+
+def _fig7_demos() -> str:
+    from experiments.grids import fig7
+
+    return f"{min(fig7.DEMOS)}-{max(fig7.DEMOS)} demos"
+
+
+def _mimicgen_demos(task: str) -> str:
+    from expo import protocol
+
+    return f"{protocol.TASKS[task].num_demos} MimicGen demos"
+
+
+_FIG4_PAPER = paper_budget()
 _STEPS = "the paper's measure: environment steps to reach the prior method's final success"
 _FINAL = "fine-tuning is judged where it ends, against the policy it starts from"
 _FIG7 = "Fig. 7 plots the success at the end of online RL"
@@ -167,27 +202,28 @@ CLAIMS: list[Claim] = [
     Claim("Abstract; Fig. 3", _SE_QUOTE + "leveraging offline data to train online\"",
           _FIG4_PAPER, "cpu3", "expo", ("rlpd", "idql", "dipo", "qsm"), "steps_to_target", _STEPS),
     Claim("Fig. 5", "the OTF action in the TD backup, not only in sampling, helps" + SUITE,
-          "Can, Square, 1M steps", "cpu4", "expo", ("expo_no_otf_backup",), "online_mean",
+          paper_budget(("can", "square")), "cpu4", "expo", ("expo_no_otf_backup",), "online_mean",
           _ABLATION),
     Claim("Fig. 6", "without action edits performance is lower" + SUITE,
-          "pen-binary, Square, 1M steps", "cpu4", "expo", ("expo_no_edit",), "online_mean",
+          paper_budget(("pen-binary-v0", "square")), "cpu4", "expo", ("expo_no_edit",), "online_mean",
           _ABLATION),
     Claim("Fig. 7", "on subsampled data EXPO ends above imitation on the same data" + SUITE,
-          "Square, 10-200 demos, 1M steps", "cpu4", "expo-demos3", ("bc-demos3",), "final", _FIG7),
+          paper_budget(("square",), _fig7_demos()), "cpu4", "expo-demos3", ("bc-demos3",), "final", _FIG7),
     Claim("Fig. 7; Sec. 4.3", "on small datasets the entropy backup helps" + SUITE,
-          "Square, 10-200 demos, 1M steps", "cpu4", "expo_entropy_backup-demos3",
+          paper_budget(("square",), _fig7_demos()), "cpu4", "expo_entropy_backup-demos3",
           ("expo-demos3",), "final", _FIG7, shown=("expo", "expo_entropy_backup", "bc")),
-    Claim("Fig. 9", "\"N can affect performance to an extent\"; tested: larger N does better"
-          + SUITE, "Lift, Square, 1M steps", "cpu4", "expo-N8", ("expo", "expo-N2"),
+    Claim("Fig. 9", "the number of base-policy samples N affects performance; tested: larger N "
+          "does better" + SUITE, paper_budget(("lift", "square")), "cpu4", "expo-N8", ("expo", "expo-N2"),
           "online_mean", _SWEEP),
-    Claim("Fig. 10", "beta is \"important to tune\"; tested: tuned beta beats 0.05, 0.3" + SUITE,
-          "Lift, Square, 1M steps", "cpu4", "expo", ("expo-beta0.05", "expo-beta0.3"),
+    Claim("Fig. 10", "the edit scale beta needs tuning; tested: the tuned beta beats 0.05, 0.3"
+          + SUITE, paper_budget(("lift", "square")), "cpu4", "expo", ("expo-beta0.05", "expo-beta0.3"),
           "online_mean", _SWEEP),
     *(Claim("Fig. 4", "online fine-tuning improves on the imitation policy" + SUITE,
-            f"{name}, {demos} MimicGen demos, 1M steps", "cpu_mimicgen", "expo", ("bc",),
+            paper_budget((task,), _mimicgen_demos(task)), "cpu_mimicgen", "expo", ("bc",),
             "final", _FINAL, task=task)
-      for task, name, demos in (("threading", "Threading", 50), ("stack", "Stack", 200))),
-    Claim("Fig. 4", "\"EXPO does not drop in performance going from pre-training to fine-tuning\"",
+      for task in ("threading", "stack")),
+    Claim("Fig. 4", "EXPO's success does not drop at the switch from pretraining to fine-tuning"
+          + SUITE,
           _FIG4_PAPER, "cpu4", "expo",
           (Versus("expo", "bc", "step0", "step0"), Versus("expo", "expo", "first_online", "step0")),
           "step0", f"{_SWITCH}; a drop under {NO_DROP_MARGIN:.2f} counts as none",

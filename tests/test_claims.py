@@ -388,3 +388,15 @@ def test_claim_panels_tell_variants_from_their_method():
     assert len({styles[k] for k in ("expo", "expo-N2", "expo-N8", "expo-demos3")}) == 4
     assert styles["expo-N2"][0] != method_color("expo")
     assert styles["bc-demos3"] not in (styles["bc"],) and styles["bc-demos3"][1] != "--"
+
+
+def test_the_papers_budget_is_read_from_the_protocol(monkeypatch):
+    import dataclasses
+
+    from expo import protocol
+
+    assert claims.paper_budget() == "12 tasks, 0.3-1M steps"
+    assert claims.paper_budget(("pen-binary-v0", "square"), "10-200 demos") == \
+        "pen-binary, Square, 10-200 demos, 1M steps"
+    monkeypatch.setitem(protocol.TASKS, "can", dataclasses.replace(protocol.TASKS["can"], train_steps=500_000))
+    assert claims.paper_budget(("can", "square")) == "Can, Square, 0.5-1M steps"

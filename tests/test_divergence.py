@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -26,6 +27,25 @@ def tiny_keys(method: str, **changes) -> dict:
     known = config_lib.agent_module(method).get_config()
     keys = {k: v for k, v in TINY.items() if not k.startswith("agent.") or k[6:] in known}
     return {**keys, "method": method, **changes}
+
+
+def poison_seed_after_update(monkeypatch, seed_index: int, update: int) -> None:
+    """Make SeedGroup.update set every float of the seed_index-th seed's agent to nan right after
+    its update-th call: one seed of a group diverges, the others must not notice."""
+    from expo.seed_group import SeedGroup
+
+    real_update, calls = SeedGroup.update, []
+
+    def poisoned_update(self, agent, batches):
+        agent, info = real_update(self, agent, batches)
+        calls.append(1)
+        if len(calls) == update:
+            agent = jax.tree_util.tree_map(
+                lambda x: x.at[seed_index].set(np.nan) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+                agent)
+        return agent, info
+
+    monkeypatch.setattr(SeedGroup, "update", poisoned_update)
 
 
 def test_first_non_finite_names_the_first_bad_value_of_a_row():
@@ -130,8 +150,6 @@ def test_no_checkpoint_is_non_finite_and_a_relaunch_is_refused_unless_retried(tm
 def test_one_diverging_seed_of_a_group_stops_alone(tmp_path, monkeypatch):
     """seeds_per_process=2 with seed 1's parameters made non-finite after the 10th online update:
     seed 1 stops with its line and status; seed 0 finishes with the CSVs it writes without it."""
-    import jax
-    from expo.seed_group import SeedGroup
     from expo.train import group_configs, train_seeds
 
     def run(results_dir):
@@ -139,17 +157,7 @@ def test_one_diverging_seed_of_a_group_stops_alone(tmp_path, monkeypatch):
         return train_seeds(group_configs(config_lib.build_config(keys), keys))
 
     clean = run(tmp_path / "clean")
-    real_update, updates = SeedGroup.update, []
-
-    def poisoned_update(self, agent, batches):
-        agent, info = real_update(self, agent, batches)
-        updates.append(1)
-        if len(updates) == 10:
-            agent = jax.tree_util.tree_map(
-                lambda x: x.at[1].set(np.nan) if jnp.issubdtype(x.dtype, jnp.floating) else x, agent)
-        return agent, info
-
-    monkeypatch.setattr(SeedGroup, "update", poisoned_update)
+    poison_seed_after_update(monkeypatch, seed_index=1, update=10)
     with pytest.raises(divergence.Diverged) as raised:
         run(tmp_path / "poisoned")
     seed0, seed1 = (tmp_path / "poisoned" / "adhoc" / "lift" / "expo" / f"seed_{s}" for s in (0, 1))

@@ -21,9 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +31,7 @@ from expo.seed_group import SeedGroup  # noqa: E402
 from expo.train import group_configs, train, train_seeds  # noqa: E402
 from tests.conftest import use_tiny_dataset  # noqa: E402
 from tests.test_checkpoint import Interrupted, fail_on_call  # noqa: E402
+from tests.test_divergence import poison_seed_after_update  # noqa: E402
 from tests.test_train import TINY  # noqa: E402
 
 WALL_CLOCK = {"wall_time_s"}
@@ -97,19 +95,9 @@ def cases(tmp: Path, only: str = "") -> dict[str, dict]:
             return run_dirs
         raise AssertionError("the run did not diverge")
 
-    def poisoned_group():
-        real_update, updates = SeedGroup.update, []
-
-        def poisoned_update(self, agent, batches):  # seed 1's parameters become NaN after update 10
-            agent, info = real_update(self, agent, batches)
-            updates.append(1)
-            if len(updates) == 10:
-                agent = jax.tree_util.tree_map(
-                    lambda x: x.at[1].set(np.nan) if jnp.issubdtype(x.dtype, jnp.floating) else x, agent)
-            return agent, info
-
+    def poisoned_group():  # seed 1's parameters become NaN after update 10
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(SeedGroup, "update", poisoned_update)
+            poison_seed_after_update(mp, seed_index=1, update=10)
             return diverged(lambda: run_group(tmp / "group_diverged", tiny_keys("expo", seeds_per_process=2)),
                             [tmp / "group_diverged" / "adhoc" / "lift" / "expo" / f"seed_{s}" for s in (0, 1)])
 

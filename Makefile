@@ -36,8 +36,11 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -n 2 -m "not slow and not slurm"
 
+# The canary's learning tests (marker canary: every method on Pendulum-v1, tests/test_canary.py) run
+# first, two at a time: each is one process training its method's 3 seeds.
 test-heavy: setup
-	$(PY) -m pytest -q -m "slow or slurm"
+	$(PY) -m pytest -q -n 2 -m canary
+	$(PY) -m pytest -q -m "(slow or slurm) and not canary"
 
 test-all: setup
 	$(PY) -m pytest -q

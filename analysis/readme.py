@@ -15,7 +15,8 @@ result committed without its table fails). Blocks (`BLOCKS`):
 * ``claims``: the claims table of `analysis.claims` in its compact form (the CPU-scale grids'
   runs; figures/REPORT.md has the full one);
 * ``experts``: the scripted experts' success rates, results/experts/<task>.csv
-  (`python -m expo.data experts <task>`).
+  (`python -m expo.data experts <task>`);
+* ``canary``: every method's final return on the canary task, results/canary (`analysis.canary`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Callable, Optional, Sequence
 
 import pandas as pd
 
-from analysis import claims, stats
+from analysis import canary, claims, stats
 from expo.logger import atomic_write_text
 from analysis.runs import load_runs
 
@@ -65,9 +66,17 @@ def experts_block(results: Path) -> list[str]:
     return lines
 
 
+def canary_block(results: Path) -> list[str]:
+    loaded = load_runs(results)
+    if loaded.empty:
+        return canary.markdown(pd.DataFrame())
+    return canary.markdown(canary.table(loaded.data), canary.near_zero(loaded.data))
+
+
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "claims": claims_block,
     "experts": experts_block,
+    "canary": canary_block,
 }
 
 

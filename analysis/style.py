@@ -68,12 +68,14 @@ TASK_NAMES = {
     "square": "Robomimic Square",
     "threading": "MimicGen Threading",
     "stack": "MimicGen Stack",
+    "pendulum": "Pendulum-v1 (canary)",
 }
 
 METRIC_LABELS = {
     "success_rate": "Success rate",
     "success": "Success rate",
     "percent_solved_steps": "Normalized return",
+    "return": "Return",
 }
 
 

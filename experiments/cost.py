@@ -86,6 +86,8 @@ ENV_STEPS_PER_S: dict[str, float] = {
     # gave lift 116, threading 78, stack 78 steps/s; the machine ran slower that day than when lift's
     # 179 above was measured, so they are lift's 179 times their same-run ratio to lift (0.67).
     "threading": 120.0, "stack": 120.0,
+    # The canary (gymnasium Pendulum-v1): `python -m expo.bench --envs --tasks pendulum`, 2026-12-08.
+    "pendulum": 25270.0,
 }
 # Tasks charged another task's measured speed (none: every task is measured).
 ENV_PROXY: dict[str, str] = {}

@@ -222,10 +222,15 @@ def activity(run_dir: Path) -> str:
 
 
 def final_success(run_dir: Path) -> str:
+    """The last evaluation's score: success, or the return where that is the task's metric (the canary)."""
     try:
-        last = (run_dir / "eval.csv").read_text().strip().splitlines()[-1].split(",")
-        return f"success {float(last[1]):.2f} at step {last[0]}"
-    except (OSError, IndexError, ValueError):
+        lines = (run_dir / "eval.csv").read_text().strip().splitlines()
+        row = dict(zip(lines[0].split(","), lines[-1].split(",")))
+        metric = json.loads((run_dir / "config.json").read_text()).get("protocol", {}).get("metric")
+        if metric == "return":
+            return f"return {float(row['return']):.1f} at step {row['env_step']}"
+        return f"success {float(row['success']):.2f} at step {row['env_step']}"
+    except (OSError, IndexError, KeyError, ValueError):
         return "no evaluation"
 
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
     name: str
-    domain: str                 # antmaze | adroit | robomimic | mimicgen
+    domain: str                 # antmaze | adroit | robomimic | mimicgen | classic (the canary)
     env_name: str               # the simulator's own name for the task
     env_backend: str            # the library that simulates it (docs; expo/envs/<domain>.py builds it)
     obs_dim: int
@@ -34,7 +34,7 @@ class TaskSpec:
     terminate_on: str
     eval_interval: int          # env steps between evaluations
     eval_episodes: int
-    metric: str                 # success_rate | percent_solved_steps
+    metric: str                 # success_rate | percent_solved_steps | return (the canary)
     train_steps: int            # online env steps of a paper-scale run (authors' code)
     beta_online: float          # edit scale, online RL with offline data (Table 1)
     beta_offline_to_online: float
@@ -60,7 +60,7 @@ class TaskSpec:
     def __post_init__(self):
         if self.terminate_on not in ("success", "never"):
             raise ValueError(f"{self.name}: terminate_on must be 'success' or 'never'")
-        if self.metric not in ("success_rate", "percent_solved_steps"):
+        if self.metric not in ("success_rate", "percent_solved_steps", "return"):
             raise ValueError(f"{self.name}: unknown metric {self.metric!r}")
         # Read-only, so a spec shared by every module cannot be edited in place by one of them.
         object.__setattr__(self, "env_kwargs", types.MappingProxyType(dict(self.env_kwargs)))
@@ -206,6 +206,24 @@ _TASK_LIST = [
         backend=MIMICGEN_BACKEND, deviations=_mimicgen_deviations("stack", "10 human + 190 generated"),
     ),
 ]
+
+# The canary: not a paper task. Cheap, and every method is known to learn it, so a method that does not
+# has a fault in its loop (tests/test_canary.py). Rewards are scaled by 0.1 so that values sit in the
+# paper tasks' range (per-step reward in [-1.63, 0], |Q| <= 163 at discount 0.99, like AntMaze's -100).
+CANARY = TaskSpec(
+    name="pendulum", domain="classic", env_name="Pendulum-v1",
+    env_backend="gymnasium classic control (Pendulum-v1)",
+    obs_dim=3, act_dim=1, horizon=200, reward_scale=0.1, reward_shift=0.0, terminate_on="never",
+    eval_interval=1_000, eval_episodes=10, metric="return", train_steps=20_000,
+    beta_online=0.1, beta_offline_to_online=0.1, pretrain_steps=5_000,
+    num_min_qs=2, edit_dropout=0.0, start_training=1_000,
+    start_training_source="suite's choice: the canary is not a paper task",
+    dataset="pendulum_scripted", num_demos=None, embedded=True, paper_task=False,
+    deviations=("The suite's canary, not a paper task: Pendulum-v1 with actions in [-1, 1] (torque 2 x action), "
+                "a dataset from a controller that swings the pendulum up and never balances it "
+                "(expo/data/experts/pendulum.py), rewards x 0.1, metric: the mean return of the raw rewards."),
+)
+_TASK_LIST.append(CANARY)
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in _TASK_LIST}
 PAPER_TASKS: tuple[str, ...] = tuple(name for name, spec in TASKS.items() if spec.paper_task)

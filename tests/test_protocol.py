@@ -37,7 +37,9 @@ def test_dims_and_horizons(name):
 
 def test_domain_conventions():
     for spec in protocol.TASKS.values():
-        if spec.domain == "antmaze":
+        if spec.domain == "classic":  # the canary: tests/test_canary.py
+            assert not spec.paper_task
+        elif spec.domain == "antmaze":
             # r - 1 for learners; the goal terminates; 5k / 100 evaluation; Table 1 and code values
             assert spec.transform_reward(1.0) == 0.0 and spec.transform_reward(0.0) == -1.0
             assert spec.terminate_on == "success" and spec.num_min_qs == 1

@@ -137,3 +137,29 @@ def file_facts(entry) -> dict:
     Called after load_dataset succeeded on the same file."""
     with h5py.File(entry.path(), "r") as f:
         return {"rows": int(f["observations"].shape[0])}
+
+
+def write_d4rl_hdf5(path, arrays: dict, attrs: Optional[dict] = None) -> None:
+    """Write D4RL's layout (the REQUIRED datasets, plus next_observations when given), atomically
+    (a temp file in the same folder, then os.replace). `attrs` go on the file (values that are not
+    str / number are stored as JSON strings)."""
+    import json
+    import os
+
+    path = Path(path)
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise ValueError(f"write_d4rl_hdf5: missing array(s) {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key in (*REQUIRED, "next_observations"):
+                if key in arrays:
+                    f.create_dataset(key, data=np.asarray(arrays[key]))
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

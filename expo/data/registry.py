@@ -115,7 +115,7 @@ Dataset = Union[ExternalDataset, GeneratedDataset]
 # Bump it when the expert's behaviour changes, so that a changed expert writes a new file instead of an
 # old one being reused. stack v2: the same policy, in MimicGen Stack_D0 (v1 ran in robosuite's own Stack,
 # the retired stack_robosuite).
-EXPERT_VERSIONS: dict[str, int] = {"lift": 1, "stack": 2, "threading": 1}
+EXPERT_VERSIONS: dict[str, int] = {"lift": 1, "pendulum": 1, "stack": 2, "threading": 1}
 
 _D4RL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/ant_maze_v2"
 _D4RL_FILES = {  # D4RL's infos.py: antmaze-{medium,large}-{play,diverse}-v2
@@ -234,6 +234,14 @@ DATASETS: dict[str, Dataset] = {
         description="100 demos of a noisy scripted expert (noise 0.2) in MimicGen Threading_D0 (robosuite 1.5), "
                     "generated here",
     ),
+    # The canary (not a paper task): 50 full episodes of a controller that swings Pendulum-v1 up and
+    # never balances it (expo/data/experts/pendulum.py), in D4RL's layout. Noise 0.3: actions vary
+    # around the pump's, so the upright region holds many actions to learn from.
+    "pendulum_scripted": GeneratedDataset(
+        key="pendulum_scripted", expert="pendulum", num_demos=50, noise=1.0, seed=0, obs_keys=(),
+        format="d4rl_hdf5",
+        description="50 episodes of a noisy energy-pumping controller (noise 0.3) in Pendulum-v1, generated here",
+    ),
     **{d.key: d for d in (_d4rl_antmaze(m, k) for m in ("medium", "large") for k in ("play", "diverse"))},
     # Optional backend: Minari's re-recorded antmaze data (not D4RL's files; see expo/data/minari_datasets.py).
     **{
@@ -271,7 +279,7 @@ DATASETS: dict[str, Dataset] = {
 # The envs read an entry's env kwargs by key through expo/robomimic_format.py (dataset_env_kwargs).
 
 # `python -m expo.data generate <expert>` starts from this entry's parameters.
-DEFAULT_FOR_EXPERT = {"lift": "lift_scripted", "stack": "stack_scripted", "threading": "threading_scripted"}
+DEFAULT_FOR_EXPERT = {"lift": "lift_scripted", "pendulum": "pendulum_scripted", "stack": "stack_scripted", "threading": "threading_scripted"}
 
 
 def get_dataset(key: str) -> Dataset:

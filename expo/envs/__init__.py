@@ -19,6 +19,7 @@ MAKERS = {
     "antmaze": ("expo.envs.antmaze", "make_antmaze_env"),
     "adroit": ("expo.envs.adroit", "make_adroit_env"),
     "mimicgen": ("expo.envs.mimicgen", "make_mimicgen_env"),
+    "classic": ("expo.envs.classic", "make_classic_env"),  # the canary (Pendulum-v1)
 }
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from expo.data.experts import lift, stack, threading
+from expo.data.experts import lift, pendulum, stack, threading
 
 GENERATORS: dict[str, Callable[..., dict]] = {
     "lift": lift.generate_lift_dataset,
+    "pendulum": pendulum.generate_pendulum_dataset,
     "stack": stack.generate_stack_dataset,
     "threading": threading.generate_threading_dataset,
 }

@@ -21,7 +21,7 @@ expo/config.py), at mini sizes (the sizes of the claims' grids) except:
   more than 1000 steps to forget its random initialisation; PA-RL: 300, its pretraining step costs
   about 130 ms on a 2-core CPU and its update about 150 ms);
 - online steps per method (STEPS): what each needed on this task in single-seed trials (noise-1.0
-  data, 500-step evaluations), within CI's time.
+  data, 500-step evaluations), within CI's time; PA-RL gets what CI's time allows (KNOWN_FAILURES).
 """
 THRESHOLD = -600.0
 # Per-method online steps: the cheaper updates get more steps, so that the grid fits in CI's budget.
@@ -49,6 +49,12 @@ KNOWN_FAILURES = {
         "actor trained by BC on the mixed batches: -964 at 6k). The T = 5 DDPM sampler also shrinks "
         "the data's actions: none of its samples exceed |a| = 0.95, where 35% of the data's actions are "
         "at the bounds."
+    ),
+    "parl": (
+        "PA-RL learns, more slowly than CI's time allows: its update costs 150-250 ms on a 2-core CPU "
+        "(the action optimization over N = 32 diffusion samples, 10 Q heads, at every critic step and "
+        "action), so 1.5k online steps per seed are what fits; there its return rises from -993 "
+        "(step-0 mean) through -1450 (500 steps) to -814 (seeds: -686, -885, -872), below the threshold."
     ),
 }
 

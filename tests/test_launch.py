@@ -420,7 +420,7 @@ def test_help_lists_every_key_with_its_default_type_and_description(capsys):
     ("wait=maybe", "error: wait must be true or false, got 'maybe' (write wait=true or wait=false)"),
     ("progress=maybe", "error: progress must be true or false, got 'maybe' (write progress=true or "
                        "progress=false)"),
-    ("figure=11", "error: unknown figure 'fig11'; valid figures: baselines, cpu3, cpu4, cpu_mimicgen, demo, "
+    ("figure=11", "error: unknown figure 'fig11'; valid figures: baselines, canary, cpu3, cpu4, cpu_mimicgen, demo, "
                   "fig1, fig3, fig4, fig5, fig6, fig7, fig8, fig9, fig10, quickstart (figure= names a grid of "
                   "runs to launch; `make figures` draws the figures from results/)"),
 ])

@@ -161,7 +161,7 @@ def launch(*args):
 
 def test_launcher_errors_are_one_line():
     out = launch("figure=nope")
-    assert out.returncode != 0 and "unknown figure 'nope'; valid figures: baselines, cpu3, cpu4, cpu_mimicgen, demo, " in out.stderr
+    assert out.returncode != 0 and "unknown figure 'nope'; valid figures: baselines, canary, cpu3, cpu4, cpu_mimicgen, demo, " in out.stderr
     assert "quickstart" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     out = launch("figure=quickstart", "agent.bogus=1")

@@ -172,6 +172,20 @@ def draw_learning_curves(name, data, out_dir, options):
     return learning_curve_panels(data, options), []
 
 
+def draw_canary(name, data, out_dir, options):
+    """The canary (results/canary): every method's learning curve and the threshold it must reach."""
+    from analysis import canary
+
+    panels = learning_curve_panels(data, options)
+    level = canary.canary_grid.THRESHOLD
+    for panel in panels:
+        panel.series.append(Series(key="threshold", label=f"threshold {level:g}", color="black", x=[0.0],
+                                   mean=[level], line=[level], band_min=[level], band_max=[level], n_seeds=1,
+                                   kind="hline", count_unit=""))
+    return panels, [f"a method passes when its mean final return over seeds reaches {level:g} "
+                    "(experiments/grids/canary.py; analysis/canary.py)"]
+
+
 def draw_sweep(name, data, out_dir, options):
     """Fig. 9 (N) and Fig. 10 (beta): learning curves, one line per swept value, coloured along a
     sequential map in the order of the value."""
@@ -392,6 +406,8 @@ def draw_folder(folder: str, data: pd.DataFrame, out_dir: Path, options: Options
     d = data[data["figure"] == folder]
     draw = drawer.draw if drawer else draw_learning_curves
     title = spec.title if spec else f"results/{folder}: learning curves"
+    if folder == "canary":
+        draw, title = draw_canary, "results/canary: the canary, every method on Pendulum-v1 (not a paper task)"
     if spec is None and claims.panels(folder):
         draw = draw_claim_panels
         title = (f"results/{folder}: CPU-scale claims ("
@@ -539,12 +555,14 @@ def make_figures(results_dir="results", out_dir="figures", smooth: Optional[int]
         print(format_table(final_best[final_best["figure"] == folder]), file=stream)
         print(f"wrote {', '.join(str(p) for p in result.files)}", file=stream)
 
-    iqm, iqm_excluded = stats.aggregate_scores(data, reps=options.bootstrap_reps,
+    # IQM and sample efficiency compare success-like scores in [0, 1]; the canary's return is not one.
+    scored = data[data["metric"] != "return"]
+    iqm, iqm_excluded = stats.aggregate_scores(scored, reps=options.bootstrap_reps,
                                                seed=options.bootstrap_seed)
     iqm_files = [write_csv(iqm, out_dir / "aggregate_iqm.csv")]
     if (iqm["n_tasks"] > 1).any():
         iqm_files += draw_iqm(iqm[iqm["n_tasks"] > 1], out_dir)
-    se = stats.sample_efficiency(data, window=options.smooth)
+    se = stats.sample_efficiency(scored, window=options.smooth)
     se_summary = stats.summarize_sample_efficiency(se)
     se_files = [write_csv(se, out_dir / "sample_efficiency.csv"),
                 write_csv(se_summary, out_dir / "sample_efficiency_summary.csv")]

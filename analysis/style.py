@@ -209,7 +209,10 @@ def format_steps(x: float, _pos=None) -> str:
 
 
 def seeds_label(name: str, counts: Sequence[int], unit: str = "seed") -> str:
-    """Legend text, e.g. "EXPO (3 seeds)"; "EXPO (2-3 seeds)" when panels differ."""
+    """Legend text, e.g. "EXPO (3 seeds)"; "EXPO (2-3 seeds)" when panels differ; the name alone for a
+    reference that counts nothing (unit "")."""
+    if not unit:
+        return name
     lo, hi = min(counts), max(counts)
     n = f"{lo}" if lo == hi else f"{lo}-{hi}"
     return f"{name} ({n} {unit}{'' if hi == 1 else 's'})"

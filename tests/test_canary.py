@@ -142,3 +142,30 @@ def test_method_learns_the_canary(method, tmp_path):
     verdict = canary_analysis.verdict(finals)
     assert verdict.passed, (f"{method}: mean final return {verdict.mean:.1f} over seeds {finals} is below the "
                             f"canary threshold {canary_grid.THRESHOLD}")
+
+
+def _rows(figure, task, method, seed, steps_values, variant=""):
+    return [{"figure": figure, "task": task, "method": method, "seed": seed, "env_step": s, "value": v,
+             "variant": variant} for s, v in steps_values]
+
+
+def test_canary_table_verdicts_and_near_zero_baselines():
+    import pandas as pd
+
+    level = canary_grid.THRESHOLD
+    data = pd.DataFrame(
+        _rows("canary", "pendulum", "rlpd", 0, [(0, -1500), (100, level + 10)])
+        + _rows("canary", "pendulum", "rlpd", 1, [(0, -1400), (100, level - 30)])      # mean level - 10
+        + _rows("canary", "pendulum", "calql", 0, [(0, -1500), (100, level + 200)])
+        + _rows("cpu4", "lift", "rlpd", 0, [(0, 0.0), (10, 0.05)])
+        + _rows("cpu4", "lift", "calql", 0, [(0, 0.0), (10, 0.4)])
+        + _rows("cpu4", "lift", "expo", 0, [(0, 0.0), (10, 0.0)])                      # not a baseline
+        + _rows("cpu4", "lift", "rlpd", 0, [(0, 0.0), (10, 0.0)], variant="x"))         # a sweep: left out
+    table = canary_analysis.table(data).set_index("method")
+    assert table.loc["rlpd", "final_return"] == pytest.approx(level - 10) and not table.loc["rlpd", "passed"]
+    assert table.loc["calql", "passed"] and table.loc["rlpd", "start_return"] == pytest.approx(-1450)
+    zero = canary_analysis.near_zero(data)
+    assert zero == {"rlpd": ["cpu4 lift 0.05"]}
+    text = "\n".join(canary_analysis.markdown(canary_analysis.table(data), zero))
+    assert "| rlpd | 100 |" in text and "**no**" in text and f"rlpd (cpu4 lift 0.05): {level - 10:.0f}, fails" in text
+    assert canary_analysis.verdict([]).passed is False

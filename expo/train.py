@@ -59,6 +59,7 @@ from expo.logger import PROGRESS_FILE, RunLogger, atomic_write_text, run_dir_for
 from expo.policy_store import discard_policy, policy_fields, save_policy
 from expo.seed_group import SeedGroup
 from expo.seeding import episode_seed, jax_key, numpy_rng
+from expo.walltime import WallClock
 
 
 def train(cfg: dict, run_dir: Path | None = None) -> Path:
@@ -125,6 +126,7 @@ class Lane:
 def prepare(cfgs: list[dict], run_dirs: list[Path] | None) -> GroupRun:
     """Check the group, refuse or restart runs that diverged before, load the data, build one lane
     and one agent per seed, restore them from a checkpoint when there is one, and open the CSVs."""
+    clock = WallClock()  # where the wall time goes (expo/walltime.py): all of prepare is "data"
     device.require(cfgs[0]["device"])  # first, before any work: device=gpu stops here if JAX sees none
     _check_group(cfgs)
     cfg = cfgs[0]  # what the seeds share
@@ -151,8 +153,9 @@ def prepare(cfgs: list[dict], run_dirs: list[Path] | None) -> GroupRun:
             raise lane.checkpointer.unreadable(e) from e
     # Wall time continues from the checkpoint: work lost to an interruption is not counted.
     start_time = time.perf_counter() - lanes[0].loop.wall_time_s
+    clock.seconds["data"] += time.perf_counter() - clock.start
     return GroupRun(cfg=cfg, spec=spec, module=module, group=group, lanes=lanes, agent=agent,
-                    start_time=start_time)
+                    start_time=start_time, clock=clock)
 
 
 def _check_group(cfgs: list[dict]) -> None:
@@ -275,6 +278,7 @@ class GroupRun:
     lanes: list[Lane]
     agent: Any          # the seeds' agents, stacked (expo/seed_group.py)
     start_time: float   # perf_counter() at the run's start, less the wall time of resumed work
+    clock: WallClock    # seconds per part of this process (status.json "wall_seconds")
 
     def __post_init__(self):
         self.act_keys = [jax_key(lane.seed, "act") for lane in self.lanes]
@@ -297,8 +301,8 @@ class GroupRun:
         steps (offline_to_online only: pretrain_steps is 0 otherwise)."""
         cfg, lanes, total = self.cfg, self.lanes, self.cfg["pretrain_steps"]
         batch_size = cfg["agent"]["batch_size"]
-        with self._progress_bar(total, self.loop.pretrain_steps_done, f"{self.label} pretrain",
-                                leave=False) as bar:
+        with self.clock.part("pretraining"), self._progress_bar(
+                total, self.loop.pretrain_steps_done, f"{self.label} pretrain", leave=False) as bar:
             while self.loop.pretrain_steps_done < total:
                 done = self.loop.pretrain_steps_done
                 k = min(cfg["pretrain_chunk"], total - done)
@@ -313,12 +317,13 @@ class GroupRun:
                     lane.loop.pretrain_steps_done = done
                 if log:
                     self.check_finite(f"pretraining step {done}", infos)
-                    for lane in self.live():
-                        write_progress(lane.run_dir, "pretrain", done, total)
-                    for lane, lane_info in zip(lanes, infos):
-                        if not lane.diverged:
-                            lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
-                                                   **lane_info})
+                    with self.clock.part("logging"):
+                        for lane in self.live():
+                            write_progress(lane.run_dir, "pretrain", done, total)
+                        for lane, lane_info in zip(lanes, infos):
+                            if not lane.diverged:
+                                lane.logger.log_train({"phase": "pretrain", "step": done, "env_step": 0,
+                                                       **lane_info})
                 # Between jitted chunks the agent and the sampler's state are the whole state.
                 self.checkpoint(force=done == total)
 
@@ -326,24 +331,26 @@ class GroupRun:
         """keep_offline_data=false (Fig. 8): each seed's acting policy fills its online buffer with
         warm_start_episodes episodes before online step 1, without updates (train.csv: one row of
         phase "warm_start"; these env steps are not counted in env_step)."""
-        for i, lane in enumerate(self.lanes):
-            if not lane.warm_start_episodes or lane.diverged:
-                continue
-            lane_agent = self.group.lane(self.agent, i)
+        with self.clock.part("simulator"):  # the warm start's acting and env steps
+            for i, lane in enumerate(self.lanes):
+                if lane.warm_start_episodes and not lane.diverged:
+                    self._warm_start_lane(i, lane)
 
-            def act(obs, key, lane_agent=lane_agent):
-                return np.asarray(self.module.sample_actions(lane_agent, obs[None], key)[0])
+    def _warm_start_lane(self, i: int, lane: Lane) -> None:
+        lane_agent = self.group.lane(self.agent, i)
 
-            try:
-                env_steps, returns = warm_start(lane.env, lane.writer, act, lane.warm_start_episodes,
-                                                lane.seed)
-            except divergence.NonFiniteAction as e:
-                self.diverge(lane, str(e), "the warm start")
-                continue
-            lane.logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
-                                   "episodes": lane.warm_start_episodes,
-                                   "warm_start_env_steps": env_steps,
-                                   "train_return": float(np.mean(returns))})
+        def act(obs, key):
+            return np.asarray(self.module.sample_actions(lane_agent, obs[None], key)[0])
+
+        try:
+            env_steps, returns = warm_start(lane.env, lane.writer, act, lane.warm_start_episodes, lane.seed)
+        except divergence.NonFiniteAction as e:
+            self.diverge(lane, str(e), "the warm start")
+            return
+        lane.logger.log_train({"phase": "warm_start", "step": 0, "env_step": 0,
+                               "episodes": lane.warm_start_episodes,
+                               "warm_start_env_steps": env_steps,
+                               "train_return": float(np.mean(returns))})
 
     def begin_online(self) -> None:
         """Checkpointed only once the warm start is complete: an interrupted one is redone whole."""
@@ -360,16 +367,22 @@ class GroupRun:
         with self._progress_bar(cfg["steps"], self.loop.online_step, self.label) as bar:
             bar.set_postfix_str(f"success={self._successes()}")
             for step in range(self.loop.online_step + 1, cfg["steps"] + 1):
-                self._step_envs(step, self._actions(step))
+                with self.clock.part("acting"):
+                    actions = self._actions(step)
+                with self.clock.part("simulator"):
+                    self._step_envs(step, actions)
                 if step >= cfg["start_training"]:
-                    self._update(step)
+                    with self.clock.part("updates"):
+                        self._update(step)
                 if step % cfg["log_interval"] == 0:  # warm-up steps included
-                    for lane in self.live():
-                        write_progress(lane.run_dir, "online", step, cfg["steps"])
+                    with self.clock.part("logging"):
+                        for lane in self.live():
+                            write_progress(lane.run_dir, "online", step, cfg["steps"])
                 if step % cfg["eval_interval"] == 0 or step == cfg["steps"]:
                     self.evaluate(step)
                     bar.set_postfix_str(f"success={self._successes()}")
-                bar.update(1)
+                with self.clock.part("logging"):
+                    bar.update(1)
                 for lane in self.lanes:
                     lane.loop.online_step = step
                 if step < cfg["steps"]:
@@ -427,10 +440,17 @@ class GroupRun:
             batches = [buffers.sample_online(lane.rngs["sampler"], lane.online, utd, batch_size)
                        for lane in self.lanes]
         self.agent, info = self.group.update(self.agent, batches)
+        # Waited for here (the next acting call would wait anyway), so that the update's compute is
+        # billed to "updates" and not to the next action (expo/walltime.py); changes no number.
+        jax.block_until_ready(self.agent)
         if step % self.cfg["log_interval"]:
             return
         infos = self.group.infos(info)
         self.check_finite(f"online step {step}", infos)
+        with self.clock.part("logging"):
+            self._log_online(step, infos)
+
+    def _log_online(self, step: int, infos: list[dict]) -> None:
         for lane, lane_info in zip(self.lanes, infos):
             if lane.diverged:
                 continue
@@ -442,21 +462,23 @@ class GroupRun:
 
     def evaluate(self, env_step: int) -> None:
         """One eval.csv row per live seed: eval_episodes episodes of the evaluation policy."""
-        for i, lane in enumerate(self.lanes):
-            if lane.diverged:
-                continue
-            write_progress(lane.run_dir, "evaluating", env_step=env_step)
-            try:
-                result = evaluate(lane.eval_envs, as_numpy_policy(self.eval_policy, self.group.lane(self.agent, i)),
-                                  jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
-                                  self.cfg["eval_episodes"], lane.seed, self.spec.metric)
-            except divergence.NonFiniteAction as e:
-                self.diverge(lane, str(e), f"the evaluation at env step {env_step}")
-                continue
-            row = {"env_step": env_step, **result,
-                   "wall_time_s": round(time.perf_counter() - self.start_time, 1)}
-            lane.logger.log_eval(row)
-            lane.loop.last_eval = row
+        with self.clock.part("evaluation"):
+            for i, lane in enumerate(self.lanes):
+                if not lane.diverged:
+                    self._evaluate_lane(i, lane, env_step)
+
+    def _evaluate_lane(self, i: int, lane: Lane, env_step: int) -> None:
+        write_progress(lane.run_dir, "evaluating", env_step=env_step)
+        try:
+            result = evaluate(lane.eval_envs, as_numpy_policy(self.eval_policy, self.group.lane(self.agent, i)),
+                              jax.random.fold_in(jax_key(lane.seed, "eval"), env_step),
+                              self.cfg["eval_episodes"], lane.seed, self.spec.metric)
+        except divergence.NonFiniteAction as e:
+            self.diverge(lane, str(e), f"the evaluation at env step {env_step}")
+            return
+        row = {"env_step": env_step, **result, "wall_time_s": round(time.perf_counter() - self.start_time, 1)}
+        lane.logger.log_eval(row)
+        lane.loop.last_eval = row
 
     def _successes(self) -> str:
         return " ".join("diverged" if lane.diverged else f"{lane.loop.last_eval['success']:.2f}"
@@ -467,6 +489,10 @@ class GroupRun:
         is always finite."""
         if not (force or self.lanes[0].checkpointer.due()):
             return
+        with self.clock.part("checkpoints"):
+            self._save_checkpoints()
+
+    def _save_checkpoints(self) -> None:
         self.check_finite(lambda lane: _position(lane.loop))
         wall = time.perf_counter() - self.start_time
         for i, lane in enumerate(self.lanes):
@@ -495,12 +521,14 @@ class GroupRun:
         # settings a relaunch compares (a resumed run may finish on another machine, with the
         # same results up to that machine's rounding); the loader and REPORT.md read it.
         where = device.describe()
+        wall_seconds = self.clock.breakdown()  # this process's (expo/walltime.py)
         for lane in finished:  # every seed's record first, then the checkpoints go
             atomic_write_text(lane.run_dir / "status.json",
                               json.dumps({"finished": True, "env_steps": self.cfg["steps"], "wall_time_s": wall,
                                           "resumes": lane.loop.resumes, "seeds_in_process": len(self.lanes),
                                           "compilations": compiles.summary(), "device": where,
-                                          "dataset_sha256": lane.data_fingerprint}) + "\n")
+                                          "dataset_sha256": lane.data_fingerprint,
+                                          "wall_seconds": wall_seconds}) + "\n")
         for lane in finished:
             lane.checkpointer.discard()  # status.json is the record of a finished run; results stay small
             (lane.run_dir / PROGRESS_FILE).unlink(missing_ok=True)
